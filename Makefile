@@ -1,0 +1,28 @@
+# Quick start: `make run` (set up and run the main job), `make test` (set up and run the checks).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test lint run clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Re-install when the project metadata changes; pip takes torch from local wheels where the machine has them.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check space evaluators search tests studies
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+run: $(STAMP)
+	$(BIN)/vitsearch flops deit_tiny
+
+clean:
+	rm -rf $(VENV) .pytest_cache
