@@ -1,0 +1,193 @@
+"""Building blocks shared by every model: token grid, mixer/downsample bases, norms, MLP, block.
+
+Tokens travel as ``(B, N, C)`` with ``N = prefix + H * W`` (prefix = the cls token, if any),
+in every stage, so convolutional (PoolFormer-style) and attention (DeiT-style) stages share
+one block. Conv-like layers view the grid part as ``(B, C, H, W)`` when they need it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import BlockConfig, ConfigError, MixerConfig
+
+
+@dataclass(frozen=True)
+class TokenGrid:
+    height: int
+    width: int
+    prefix: int = 0  # leading non-spatial tokens (cls)
+
+    @property
+    def spatial(self) -> int:
+        return self.height * self.width
+
+    @property
+    def tokens(self) -> int:
+        return self.prefix + self.spatial
+
+
+@dataclass
+class ForwardContext:
+    """Per-forward state that blocks hand on: the grid and the last attention map (PSViT sharing)."""
+
+    grid: TokenGrid
+    attn: torch.Tensor | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def split_prefix(x: torch.Tensor, grid: TokenGrid) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, N, C)`` -> prefix ``(B, P, C)`` and spatial map ``(B, C, H, W)``."""
+    prefix, spatial = x[:, : grid.prefix], x[:, grid.prefix :]
+    b, _, c = spatial.shape
+    return prefix, spatial.transpose(1, 2).reshape(b, c, grid.height, grid.width)
+
+
+def join_prefix(prefix: torch.Tensor, spatial: torch.Tensor) -> torch.Tensor:
+    """Inverse of ``split_prefix``: prefix ``(B, P, C)`` + map ``(B, C, H, W)`` -> ``(B, N, C)``."""
+    tokens = spatial.flatten(2).transpose(1, 2)
+    return torch.cat([prefix, tokens], dim=1) if prefix.shape[1] else tokens
+
+
+class Mixer(nn.Module):
+    """Base of every token mixer. Subclasses register with ``@register_mixer``.
+
+    Class attributes describe the mixer to validation and search:
+    ``OPTIONS`` (option name -> default, the type of the default is enforced),
+    ``USES_HEADS`` (takes ``mixer.heads``), ``SHARES_ATTENTION`` (has an attention map that
+    a following block may reuse).
+    """
+
+    NAME: ClassVar[str] = ""
+    OPTIONS: ClassVar[dict[str, Any]] = {}
+    USES_HEADS: ClassVar[bool] = False
+    SHARES_ATTENTION: ClassVar[bool] = False
+
+    def __init__(self, dim: int, cfg: MixerConfig, grid: TokenGrid):
+        super().__init__()
+        self.dim = dim
+        self.cfg = cfg
+        self.opts = {**self.OPTIONS, **dict(cfg.options)}
+
+    @classmethod
+    def resolve_heads(cls, cfg: MixerConfig, dim: int) -> int:
+        """Head count; when unset, head dim 64 as in ViT/DeiT (at least one head)."""
+        return cfg.heads if cfg.heads is not None else max(1, dim // 64)
+
+    @classmethod
+    def validate(cls, cfg: MixerConfig, dim: int, path: str) -> None:
+        for key, value in cfg.options:
+            if key not in cls.OPTIONS:
+                allowed = ", ".join(sorted(cls.OPTIONS)) or "none"
+                raise ConfigError(f"{path}.{key}", f"unknown option for mixer {cls.NAME!r} (allowed: {allowed})")
+            default = cls.OPTIONS[key]
+            if default is not None and not _same_kind(value, default):
+                raise ConfigError(f"{path}.{key}", f"expected {type(default).__name__}, got {value!r}")
+        if cfg.heads is not None and not cls.USES_HEADS:
+            raise ConfigError(f"{path}.heads", f"mixer {cls.NAME!r} takes no heads")
+        if cls.USES_HEADS:
+            heads = cls.resolve_heads(cfg, dim)
+            if heads < 1:
+                raise ConfigError(f"{path}.heads", f"must be at least 1, got {heads}")
+            if dim % heads:
+                raise ConfigError(f"{path}.heads", f"{heads} does not divide width {dim}")
+
+    # Subclasses define ``forward(x, ctx) -> Tensor`` mapping (B, N, C) to (B, N, C).
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+class Downsample(nn.Module):
+    """Base of stage-entry layers: ``forward(x, grid) -> (x, new_grid)``."""
+
+    NAME: ClassVar[str] = ""
+    stride: ClassVar[int] = 1
+    changes_width: ClassVar[bool] = False
+
+    def __init__(self, in_dim: int, out_dim: int, grid: TokenGrid):
+        super().__init__()
+        self.in_dim, self.out_dim = in_dim, out_dim
+
+    @classmethod
+    def out_grid(cls, grid: TokenGrid) -> TokenGrid:
+        return grid
+
+
+class GroupNorm1(nn.Module):
+    """GroupNorm with one group over all tokens and channels (PoolFormer), on ``(B, N, C)``.
+
+    Runs ``F.group_norm`` on the ``(B, C, N)`` view so it is the same op (and FLOP count)
+    as timm's ``GroupNorm1`` on ``(B, C, H, W)``.
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.group_norm(x.transpose(1, 2), 1, self.weight, self.bias, self.eps).transpose(1, 2)
+
+
+def make_norm(kind: str, dim: int) -> nn.Module:
+    # eps follow timm: 1e-6 for ViT LayerNorm, 1e-5 for PoolFormer GroupNorm.
+    return GroupNorm1(dim) if kind == "groupnorm" else nn.LayerNorm(dim, eps=1e-6)
+
+
+class LayerScale(nn.Module):
+    def __init__(self, dim: int, init: float):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim,), float(init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
+
+
+class Mlp(nn.Module):
+    """Dense two-layer MLP (timm ``Mlp``): ``fc2(gelu(fc1(x)))``."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+def make_mlp(dim: int, cfg: BlockConfig) -> nn.Module:
+    return Mlp(dim, int(dim * cfg.mlp_ratio))
+
+
+class Block(nn.Module):
+    """MetaFormer block: ``x + ls1 * mixer(norm1(x))`` then ``x + ls2 * mlp(norm2(x))``."""
+
+    def __init__(self, dim: int, cfg: BlockConfig, grid: TokenGrid, norm: str, layer_scale_init: float | None):
+        super().__init__()
+        from .registry import get_mixer
+
+        self.cfg = cfg
+        self.norm1 = make_norm(norm, dim)
+        self.mixer = get_mixer(cfg.mixer.type)(dim, cfg.mixer, grid)
+        self.ls1 = LayerScale(dim, layer_scale_init) if layer_scale_init else nn.Identity()
+        self.norm2 = make_norm(norm, dim)
+        self.mlp = make_mlp(dim, cfg)
+        self.ls2 = LayerScale(dim, layer_scale_init) if layer_scale_init else nn.Identity()
+
+    def forward(self, x: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
+        x = x + self.ls1(self.mixer(self.norm1(x), ctx))
+        x = x + self.ls2(self.mlp(self.norm2(x)))
+        return x

@@ -1,0 +1,3 @@
+"""Token mixers, one per file; importing this package registers them all."""
+
+from . import attention, pool  # noqa: F401

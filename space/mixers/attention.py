@@ -1,0 +1,44 @@
+"""Multi-head softmax self-attention (ViT / DeiT), fused SDPA with an explicit-math path."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import MixerConfig
+from ..layers import ForwardContext, Mixer, TokenGrid
+from ..registry import register_mixer
+
+
+@register_mixer("attention")
+class Attention(Mixer):
+    """timm's ``Attention``: ``proj(softmax(q k^T / sqrt(d_h)) v)`` with one fused qkv linear.
+
+    ``fused=True`` runs ``F.scaled_dot_product_attention``; ``fused=False`` writes the same
+    math out, which tests use to check the fused kernel and FLOP handles.
+    """
+
+    OPTIONS = {"qkv_bias": True}
+    USES_HEADS = True
+    SHARES_ATTENTION = True
+
+    def __init__(self, dim: int, cfg: MixerConfig, grid: TokenGrid):
+        super().__init__(dim, cfg, grid)
+        self.heads = self.resolve_heads(cfg, dim)
+        self.head_dim = dim // self.heads
+        self.scale = self.head_dim**-0.5
+        self.qkv = nn.Linear(dim, dim * 3, bias=self.opts["qkv_bias"])
+        self.proj = nn.Linear(dim, dim)
+        self.fused = True
+
+    def forward(self, x: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
+        b, n, c = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # each (B, H, N, d_h)
+        if self.fused:
+            x = F.scaled_dot_product_attention(q, k, v)
+        else:
+            attn = (q * self.scale) @ k.transpose(-2, -1)  # (B, H, N, N)
+            x = attn.softmax(dim=-1) @ v
+        return self.proj(x.transpose(1, 2).reshape(b, n, c))

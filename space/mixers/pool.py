@@ -1,0 +1,37 @@
+"""PoolFormer token mixer: ``avgpool(x) - x`` on the token grid."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..config import ConfigError, MixerConfig
+from ..layers import ForwardContext, Mixer, TokenGrid, join_prefix, split_prefix
+from ..registry import register_mixer
+
+
+@register_mixer("pool")
+class Pool(Mixer):
+    """Average pooling with stride 1, padding excluded from the mean, minus the input (PoolFormer).
+
+    The subtraction is there because the block adds the input back. A cls token has no grid
+    neighbours: its mixer output is zero (pool of itself minus itself).
+    """
+
+    OPTIONS = {"pool_size": 3}
+
+    def __init__(self, dim: int, cfg: MixerConfig, grid: TokenGrid):
+        super().__init__(dim, cfg, grid)
+        self.pool_size = self.opts["pool_size"]
+
+    @classmethod
+    def validate(cls, cfg: MixerConfig, dim: int, path: str) -> None:
+        super().validate(cfg, dim, path)
+        size = dict(cfg.options).get("pool_size", cls.OPTIONS["pool_size"])
+        if size < 1 or size % 2 == 0:
+            raise ConfigError(f"{path}.pool_size", f"must be a positive odd number, got {size}")
+
+    def forward(self, x: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
+        prefix, spatial = split_prefix(x, ctx.grid)
+        pooled = F.avg_pool2d(spatial, self.pool_size, 1, self.pool_size // 2, count_include_pad=False)
+        return join_prefix(torch.zeros_like(prefix), pooled - spatial)

@@ -1,0 +1,112 @@
+"""The model builder: ArchConfig -> plain ``nn.Module`` in the MetaFormer general form."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ArchConfig, ConfigError, StageConfig, validate
+from .layers import Block, ForwardContext, TokenGrid
+from .registry import get_downsample
+from .stems import build_stem, stem_grid_size
+
+
+class Stage(nn.Module):
+    def __init__(self, cfg: StageConfig, in_dim: int, grid: TokenGrid, norm: str, layer_scale_init: float | None):
+        super().__init__()
+        self.downsample = get_downsample(cfg.downsample)(in_dim, cfg.width, grid)
+        self.grid_in = grid
+        self.grid = self.downsample.out_grid(grid)
+        self.blocks = nn.ModuleList(Block(cfg.width, b, self.grid, norm, layer_scale_init) for b in cfg.blocks)
+
+    def forward(self, x: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
+        x, ctx.grid = self.downsample(x, ctx.grid)
+        for block in self.blocks:
+            x = block(x, ctx)
+        return x
+
+
+class VitModel(nn.Module):
+    """``stem -> stages -> norm -> head``; tokens are ``(B, N, C)`` throughout.
+
+    Heads: ``cls`` applies the final norm to every token and classifies the cls token (timm
+    ViT); ``mean`` average-pools the grid, then norms and classifies (timm MetaFormer).
+    """
+
+    def __init__(self, arch: ArchConfig, img_size: int = 224, in_chans: int = 3, num_classes: int = 1000):
+        super().__init__()
+        self.arch, self.img_size, self.in_chans, self.num_classes = arch, img_size, in_chans, num_classes
+        width0 = arch.stages[0].width
+        self.stem = build_stem(arch.stem, in_chans, width0)
+        side = stem_grid_size(arch.stem, img_size)
+        prefix = 1 if arch.head == "cls" else 0
+        grid = TokenGrid(side, side, prefix)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, width0)) if prefix else None
+        self.pos_embed = (
+            nn.Parameter(torch.randn(1, grid.tokens, width0) * 0.02) if arch.position == "learned" else None
+        )
+        self.stages = nn.ModuleList()
+        in_dim = width0
+        for stage_cfg in arch.stages:
+            stage = Stage(stage_cfg, in_dim, grid, arch.norm, arch.layer_scale_init)
+            self.stages.append(stage)
+            grid, in_dim = stage.grid, stage_cfg.width
+        self.grid = grid
+        self.num_features = in_dim
+        self.norm = nn.LayerNorm(in_dim, eps=1e-6)
+        self.head = nn.Linear(in_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # timm's ViT init: truncated-normal linear weights, zero biases.
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token, std=1e-6)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)  # (B, C, H, W)
+        x = x.flatten(2).transpose(1, 2)  # (B, H*W, C)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        if self.pos_embed is not None:
+            x = x + self.pos_embed
+        ctx = ForwardContext(grid=self.stages[0].grid_in)
+        for stage in self.stages:
+            x = stage(x, ctx)
+        return x
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if self.arch.head == "cls":
+            x = self.norm(x)[:, 0]
+        else:
+            b, _, c = x.shape
+            spatial = x[:, self.grid.prefix :].transpose(1, 2).reshape(b, c, self.grid.height, self.grid.width)
+            x = self.norm(F.adaptive_avg_pool2d(spatial, 1).flatten(1))
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def build_model(
+    arch: ArchConfig | str, img_size: int = 224, in_chans: int = 3, num_classes: int = 1000
+) -> VitModel:
+    """Build the plain ``nn.Module`` an architecture describes.
+
+    Args:
+        arch: an ``ArchConfig``, a preset name or a path to a YAML/JSON config.
+        img_size: square input resolution; the token grid is ``img_size // patch_size``.
+        in_chans: input channels.
+        num_classes: classifier outputs (0: no classifier, features only).
+    """
+    from .presets import resolve_arch
+
+    arch = validate(resolve_arch(arch))
+    if img_size < arch.stem.patch_size:
+        raise ConfigError("img_size", f"{img_size} is smaller than the stem's patch size {arch.stem.patch_size}")
+    return VitModel(arch, img_size=img_size, in_chans=in_chans, num_classes=num_classes)

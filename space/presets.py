@@ -1,0 +1,102 @@
+"""Named architectures; each comment gives params and GFLOPs at 224x224, 1000 classes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .config import ArchConfig, BlockConfig, ConfigError, MixerConfig, StageConfig, StemConfig
+
+PRESETS: dict[str, Callable[[], ArchConfig]] = {}
+
+
+def register_preset(fn: Callable[[], ArchConfig]) -> Callable[[], ArchConfig]:
+    assert fn.__name__ not in PRESETS, f"preset {fn.__name__!r} is registered twice"
+    PRESETS[fn.__name__] = fn
+    return fn
+
+
+def list_presets() -> list[str]:
+    return sorted(PRESETS)
+
+
+def get_preset(name: str) -> ArchConfig:
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise ConfigError("", f"unknown preset {name!r} (presets: {', '.join(list_presets())})") from None
+
+
+def resolve_arch(arch: ArchConfig | str | Path | Mapping[str, Any]) -> ArchConfig:
+    """An ``ArchConfig`` from itself, a preset name, a YAML/JSON path or a dict."""
+    if isinstance(arch, ArchConfig):
+        return arch
+    if isinstance(arch, Mapping):
+        return ArchConfig.from_dict(arch)
+    text = str(arch)
+    if text in PRESETS:
+        return get_preset(text)
+    if Path(text).suffix in (".yaml", ".yml", ".json") or Path(text).exists():
+        return ArchConfig.load(text)
+    raise ConfigError("", f"{text!r} is neither a preset ({', '.join(list_presets())}) nor a config file")
+
+
+def uniform_stage(width: int, depth: int, downsample: str = "none", **block: Any) -> StageConfig:
+    mixer = block.pop("mixer", MixerConfig())
+    return StageConfig(width=width, blocks=(BlockConfig(mixer=mixer, **block),) * depth, downsample=downsample)
+
+
+def vit(width: int, depth: int, heads: int, patch_size: int = 16, mlp_ratio: float = 4.0) -> ArchConfig:
+    """A single-stage DeiT / ViT: patch stem, cls token, learned positions."""
+    mixer = MixerConfig(type="attention", heads=heads)
+    return ArchConfig(
+        stages=(uniform_stage(width, depth, mixer=mixer, mlp_ratio=mlp_ratio),),
+        stem=StemConfig(type="patch", patch_size=patch_size),
+    )
+
+
+def metaformer(
+    depths: tuple[int, ...], widths: tuple[int, ...], mixers: tuple[MixerConfig, ...], mlp_ratio: float = 4.0, **block: Any
+) -> ArchConfig:
+    """A four-stage MetaFormer: PoolFormer's 7x7/4 stem, 3x3/2 conv downsampling, GroupNorm, layer scale."""
+    stages = tuple(
+        uniform_stage(w, d, "none" if i == 0 else "conv", mixer=m, mlp_ratio=mlp_ratio, **block)
+        for i, (d, w, m) in enumerate(zip(depths, widths, mixers, strict=True))
+    )
+    return ArchConfig(
+        stages=stages,
+        stem=StemConfig(type="patch", patch_size=4, kernel_size=7),
+        position="none",
+        head="mean",
+        norm="groupnorm",
+        layer_scale_init=1e-5,
+    )
+
+
+POOL = MixerConfig(type="pool")
+
+
+@register_preset
+def deit_tiny() -> ArchConfig:  # 5,717,416 params, 1.2584 GFLOPs
+    return vit(192, 12, 3)
+
+
+@register_preset
+def deit_small() -> ArchConfig:  # 22,050,664 params, 4.6083 GFLOPs
+    return vit(384, 12, 6)
+
+
+@register_preset
+def poolformer_s12() -> ArchConfig:  # 11,915,176 params, 1.8226 GFLOPs
+    return metaformer((2, 2, 6, 2), (64, 128, 320, 512), (POOL,) * 4)
+
+
+@register_preset
+def test_vit() -> ArchConfig:  # tiny, for tests: width 64, depth 2, 2 heads
+    return vit(64, 2, 2, patch_size=8)
+
+
+@register_preset
+def test_metaformer() -> ArchConfig:  # tiny, for tests: two stages, pool then attention
+    return metaformer((1, 1), (32, 64), (POOL, MixerConfig(type="attention", heads=2)))
