@@ -4,7 +4,14 @@ from .config import ArchConfig, BlockConfig, ConfigError, MixerConfig, StageConf
 from .layers import Downsample, ForwardContext, Mixer, TokenGrid
 from .model import VitModel, build_model
 from .presets import get_preset, list_presets, resolve_arch
-from .registry import get_downsample, get_mixer, list_downsamples, list_mixers, register_downsample, register_mixer
+from .registry import (
+    get_downsample,
+    get_mixer,
+    list_downsamples,
+    list_mixers,
+    register_downsample,
+    register_mixer,
+)
 
 __all__ = [
     "ArchConfig",

@@ -40,6 +40,12 @@ class ConvDownsample(Downsample):
     def out_grid(cls, grid: TokenGrid) -> TokenGrid:
         return TokenGrid(conv_out(grid.height, 3, 2, 1), conv_out(grid.width, 3, 2, 1), grid.prefix)
 
+    @classmethod
+    def flops(cls, in_dim: int, out_dim: int, grid: TokenGrid) -> int:
+        out = cls.out_grid(grid)
+        prefix = grid.prefix * in_dim * out_dim if grid.prefix and in_dim != out_dim else 0
+        return out.spatial * out_dim * in_dim * 9 + prefix
+
     def forward(self, x: torch.Tensor, grid: TokenGrid) -> tuple[torch.Tensor, TokenGrid]:
         prefix, spatial = split_prefix(x, grid)
         return join_prefix(self.prefix_proj(prefix), self.proj(spatial)), self.out_grid(grid)

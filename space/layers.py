@@ -37,8 +37,15 @@ class ForwardContext:
     """Per-forward state that blocks hand on: the grid and the last attention map (PSViT sharing)."""
 
     grid: TokenGrid
-    attn: torch.Tensor | None = None
+    attn: torch.Tensor | None = None  # (B, H, N, N) of the last attention block that kept its map
+    rope: nn.Module | None = None  # rotary position embedding, when ``position: rope``
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def apply_rope(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotate ``(B, H, N, d_h)`` queries and keys when the model uses RoPE; else unchanged."""
+        if self.rope is None:
+            return q, k
+        return self.rope(q, self.grid), self.rope(k, self.grid)
 
 
 def split_prefix(x: torch.Tensor, grid: TokenGrid) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,6 +104,11 @@ class Mixer(nn.Module):
             if dim % heads:
                 raise ConfigError(f"{path}.heads", f"{heads} does not divide width {dim}")
 
+    @classmethod
+    def flops(cls, dim: int, cfg: MixerConfig, grid: TokenGrid) -> int:
+        """Analytic FLOPs of one image through this mixer; must equal fvcore's count."""
+        raise TypeError(f"mixer {cls.NAME!r} defines no analytic FLOP formula")
+
     # Subclasses define ``forward(x, ctx) -> Tensor`` mapping (B, N, C) to (B, N, C).
 
 
@@ -123,6 +135,11 @@ class Downsample(nn.Module):
     def out_grid(cls, grid: TokenGrid) -> TokenGrid:
         return grid
 
+    @classmethod
+    def flops(cls, in_dim: int, out_dim: int, grid: TokenGrid) -> int:
+        """Analytic FLOPs of one image entering the stage from ``grid``."""
+        return 0
+
 
 class GroupNorm1(nn.Module):
     """GroupNorm with one group over all tokens and channels (PoolFormer), on ``(B, N, C)``.
@@ -139,6 +156,11 @@ class GroupNorm1(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.group_norm(x.transpose(1, 2), 1, self.weight, self.bias, self.eps).transpose(1, 2)
+
+
+def norm_flops(tokens: int, dim: int) -> int:
+    # fvcore's rule for layer_norm / group_norm with affine: 5 per element.
+    return 5 * tokens * dim
 
 
 def make_norm(kind: str, dim: int) -> nn.Module:
@@ -167,6 +189,10 @@ class Mlp(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
 
+    @staticmethod
+    def flops(dim: int, cfg: BlockConfig, tokens: int) -> int:
+        return 2 * tokens * dim * int(dim * cfg.mlp_ratio) // cfg.mlp_groups
+
 
 def make_mlp(dim: int, cfg: BlockConfig) -> nn.Module:
     return Mlp(dim, int(dim * cfg.mlp_ratio))
@@ -191,3 +217,10 @@ class Block(nn.Module):
         x = x + self.ls1(self.mixer(self.norm1(x), ctx))
         x = x + self.ls2(self.mlp(self.norm2(x)))
         return x
+
+    @staticmethod
+    def flops(dim: int, cfg: BlockConfig, grid: TokenGrid) -> int:
+        from .registry import get_mixer
+
+        mixer = get_mixer(cfg.mixer.type).flops(dim, cfg.mixer, grid)
+        return 2 * norm_flops(grid.tokens, dim) + mixer + Mlp.flops(dim, cfg, grid.tokens)

@@ -27,6 +27,11 @@ class PatchStem(nn.Module):
         k = cfg.kernel_size or cfg.patch_size
         return conv_out(img_size, k, cfg.patch_size, patch_padding(k, cfg.patch_size))
 
+    @classmethod
+    def flops(cls, cfg: StemConfig, in_chans: int, dim: int, img_size: int) -> int:
+        k = cfg.kernel_size or cfg.patch_size
+        return cls.out_size(cfg, img_size) ** 2 * dim * in_chans * k * k
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(x)
 
@@ -40,3 +45,7 @@ def build_stem(cfg: StemConfig, in_chans: int, dim: int) -> nn.Module:
 
 def stem_grid_size(cfg: StemConfig, img_size: int) -> int:
     return STEMS[cfg.type].out_size(cfg, img_size)
+
+
+def stem_flops(cfg: StemConfig, in_chans: int, dim: int, img_size: int) -> int:
+    return STEMS[cfg.type].flops(cfg, in_chans, dim, img_size)

@@ -32,10 +32,16 @@ class Attention(Mixer):
         self.proj = nn.Linear(dim, dim)
         self.fused = True
 
+    @classmethod
+    def flops(cls, dim: int, cfg: MixerConfig, grid: TokenGrid) -> int:
+        n = grid.tokens
+        return n * dim * 3 * dim + 2 * n * n * dim + n * dim * dim  # qkv, q k^T and attn v, proj
+
     def forward(self, x: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
         b, n, c = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each (B, H, N, d_h)
+        q, k = ctx.apply_rope(q, k)
         if self.fused:
             x = F.scaled_dot_product_attention(q, k, v)
         else:

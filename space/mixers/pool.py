@@ -31,6 +31,10 @@ class Pool(Mixer):
         if size < 1 or size % 2 == 0:
             raise ConfigError(f"{path}.pool_size", f"must be a positive odd number, got {size}")
 
+    @classmethod
+    def flops(cls, dim: int, cfg: MixerConfig, grid: TokenGrid) -> int:
+        return 0  # pooling and subtraction are free by the convention (see FREE_OPS)
+
     def forward(self, x: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
         prefix, spatial = split_prefix(x, ctx.grid)
         pooled = F.avg_pool2d(spatial, self.pool_size, 1, self.pool_size // 2, count_include_pad=False)
