@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 lint: $(STAMP)
 	$(BIN)/ruff check space evaluators search tests studies
+	$(BIN)/ruff format --check space evaluators search tests studies
 
 test: lint
 	$(BIN)/python -m pytest -q

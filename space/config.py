@@ -146,7 +146,9 @@ class ArchConfig:
             data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
         except (yaml.YAMLError, json.JSONDecodeError) as err:
             first = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise ConfigError(str(path), f"not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({first})") from None
+            raise ConfigError(
+                str(path), f"not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({first})"
+            ) from None
         if not isinstance(data, Mapping):
             raise ConfigError(str(path), "expected a mapping of architecture fields at the top level")
         return cls.from_dict(data)
@@ -363,9 +365,7 @@ def _validate_mlp(block: BlockConfig, width: int, path: str) -> None:
     if g < 1:
         raise ConfigError(f"{path}.mlp_groups", f"must be at least 1, got {g}")
     if width % g or hidden % g:
-        raise ConfigError(
-            f"{path}.mlp_groups", f"{g} does not divide width {width} and hidden width {hidden}"
-        )
+        raise ConfigError(f"{path}.mlp_groups", f"{g} does not divide width {width} and hidden width {hidden}")
 
 
 def _validate_sharing(arch: ArchConfig) -> None:

@@ -93,9 +93,7 @@ class VitModel(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def build_model(
-    arch: ArchConfig | str, img_size: int = 224, in_chans: int = 3, num_classes: int = 1000
-) -> VitModel:
+def build_model(arch: ArchConfig | str, img_size: int = 224, in_chans: int = 3, num_classes: int = 1000) -> VitModel:
     """Build the plain ``nn.Module`` an architecture describes.
 
     Args:

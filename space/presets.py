@@ -57,7 +57,11 @@ def vit(width: int, depth: int, heads: int, patch_size: int = 16, mlp_ratio: flo
 
 
 def metaformer(
-    depths: tuple[int, ...], widths: tuple[int, ...], mixers: tuple[MixerConfig, ...], mlp_ratio: float = 4.0, **block: Any
+    depths: tuple[int, ...],
+    widths: tuple[int, ...],
+    mixers: tuple[MixerConfig, ...],
+    mlp_ratio: float = 4.0,
+    **block: Any,
 ) -> ArchConfig:
     """A four-stage MetaFormer: PoolFormer's 7x7/4 stem, 3x3/2 conv downsampling, GroupNorm, layer scale."""
     stages = tuple(

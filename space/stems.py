@@ -20,7 +20,9 @@ class PatchStem(nn.Module):
     def __init__(self, cfg: StemConfig, in_chans: int, dim: int):
         super().__init__()
         k = cfg.kernel_size or cfg.patch_size
-        self.proj = nn.Conv2d(in_chans, dim, kernel_size=k, stride=cfg.patch_size, padding=patch_padding(k, cfg.patch_size))
+        self.proj = nn.Conv2d(
+            in_chans, dim, kernel_size=k, stride=cfg.patch_size, padding=patch_padding(k, cfg.patch_size)
+        )
 
     @staticmethod
     def out_size(cfg: StemConfig, img_size: int) -> int:
