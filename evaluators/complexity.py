@@ -96,6 +96,12 @@ def _audited_analysis(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> Flo
     return analysis
 
 
+def trace_flops(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> int:
+    """Audited FLOPs of ``module(*inputs)`` for arbitrary inputs (hand-count tests, single layers)."""
+    with torch.no_grad():
+        return int(_audited_analysis(module, inputs).total())
+
+
 def flop_analysis(
     model_or_arch: Any, img_size: int = 224, in_chans: int = 3, num_classes: int = 1000
 ) -> FlopCountAnalysis:
