@@ -23,7 +23,7 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 run: $(STAMP)
-	$(BIN)/vitsearch flops deit_tiny
+	$(BIN)/vitsearch flops poolformer_s12
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from vitsearch.evaluators.complexity import analytic_flops, count_flops
 from vitsearch.space import (
     ArchConfig,

@@ -1,0 +1,76 @@
+"""The CLI through typer's CliRunner: outputs, JSON contract, one-line errors with exit 2."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from vitsearch.search.cli import app
+
+runner = CliRunner()
+
+
+def test_flops_json_reports_params_and_flops():
+    result = runner.invoke(app, ["flops", "deit_tiny", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["params"] == 5_717_416
+    assert abs(report["flops"] / 1.2584e9 - 1) < 1e-3
+    assert sum(part["flops"] for part in report["parts"]) == report["flops"]
+    assert sum(part["params"] for part in report["parts"]) == report["params"]
+
+
+def test_flops_table_and_profile_options():
+    result = runner.invoke(app, ["flops", "test_vit", "--img-size", "32", "--num-classes", "10"])
+    assert result.exit_code == 0, result.output
+    assert "stages.0" in result.stdout and "total" in result.stdout
+
+
+def test_flops_from_a_config_file(tmp_path):
+    from vitsearch.space import get_preset
+
+    path = tmp_path / "arch.yaml"
+    get_preset("test_metaformer").save(path)
+    result = runner.invoke(app, ["flops", str(path), "--img-size", "64", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["img_size"] == 64
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "neither a preset"),
+        ("stages: [", "not valid YAML"),
+        (
+            "stages:\n- {width: 192, depth: 2, block: {mixer: {type: attention, heads: 5}}}\n",
+            "heads: 5 does not divide",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, content, message):
+    target = "no_such_preset"
+    if content is not None:
+        target = str(tmp_path / "arch.yaml")
+        (tmp_path / "arch.yaml").write_text(content)
+    result = runner.invoke(app, ["flops", target])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.output
+
+
+def test_mixers_lists_the_registry():
+    from vitsearch.space import list_mixers
+
+    result = runner.invoke(app, ["mixers"])
+    assert result.exit_code == 0
+    for name in list_mixers():
+        assert name in result.stdout
+
+
+def test_help_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, vitsearch.search.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
