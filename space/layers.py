@@ -195,7 +195,13 @@ class Mlp(nn.Module):
 
 
 def make_mlp(dim: int, cfg: BlockConfig) -> nn.Module:
-    return Mlp(dim, int(dim * cfg.mlp_ratio))
+    """The block's channel mixer: timm's dense ``Mlp`` unless ``mlp_groups > 1`` or ``cca`` (SCHEME)."""
+    hidden = int(dim * cfg.mlp_ratio)
+    if cfg.mlp_groups == 1 and not cfg.cca:
+        return Mlp(dim, hidden)
+    from .scheme import make_scheme_mlp  # imports this module
+
+    return make_scheme_mlp(dim, hidden, cfg.mlp_groups, cfg.cca)
 
 
 class Block(nn.Module):
@@ -217,6 +223,17 @@ class Block(nn.Module):
         x = x + self.ls1(self.mixer(self.norm1(x), ctx))
         x = x + self.ls2(self.mlp(self.norm2(x)))
         return x
+
+    def reparameterize(self) -> Block:
+        """Deployment form: a mixer with ``fold_into_norm`` (RIFormer) merges into ``norm1``.
+
+        ``fold_into_norm(norm1) -> (new_norm1, pass_through)``; the block then computes
+        ``x + ls1 * norm1'(x)``. Called by ``VitModel.reparameterize`` after the children.
+        """
+        fold = getattr(self.mixer, "fold_into_norm", None)
+        if fold is not None:
+            self.norm1, self.mixer = fold(self.norm1)
+        return self
 
     @staticmethod
     def flops(dim: int, cfg: BlockConfig, grid: TokenGrid) -> int:

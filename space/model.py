@@ -92,6 +92,41 @@ class VitModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
+    def reparameterize(self) -> VitModel:
+        """A new model in deployment form, in eval mode; this model is left as it is (it keeps training).
+
+        Deep-copies the model, then calls ``reparameterize()`` on every submodule that defines
+        one, children before parents, and puts what it returns in that module's place: the
+        SCHEME CCA branch goes with its weight folded into fc2, a RIFormer affine folds into its
+        block's norm1 (no mixer left), a mixer with random features freezes them. Eval outputs
+        of the two models agree; FLOPs and parameters are reported for the deployed one.
+        """
+        import copy
+
+        deployed = copy.deepcopy(self).eval()
+        _reparameterize_children(deployed)
+        return deployed
+
+    def cca_weights(self) -> dict[str, float]:
+        """Current CCA weight ``1 - a`` of every block with SCHEME's CCA branch, by block name."""
+        from .scheme import CcaMlp
+
+        return {
+            name.removesuffix(".mlp"): 1.0 - module.mix_weight().item()
+            for name, module in self.named_modules()
+            if isinstance(module, CcaMlp)
+        }
+
+
+def _reparameterize_children(module: nn.Module) -> None:
+    for name, child in list(module.named_children()):
+        _reparameterize_children(child)
+        reparam = getattr(child, "reparameterize", None)
+        if callable(reparam):
+            replacement = reparam()
+            if replacement is not None and replacement is not child:
+                setattr(module, name, replacement)
+
 
 def build_model(arch: ArchConfig | str, img_size: int = 224, in_chans: int = 3, num_classes: int = 1000) -> VitModel:
     """Build the plain ``nn.Module`` an architecture describes.

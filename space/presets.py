@@ -104,3 +104,21 @@ def test_vit() -> ArchConfig:  # tiny, for tests: width 64, depth 2, 2 heads
 @register_preset
 def test_metaformer() -> ArchConfig:  # tiny, for tests: two stages, pool then attention
     return metaformer((1, 1), (32, 64), (POOL, MixerConfig(type="attention", heads=2)))
+
+
+# SCHEMEformer-PPAA-S12 (Sridhar et al., SCHEME; official metaformer_hybrid.py): PoolFormer-S12
+# macro design, attention (head dim 32, no qkv bias, as the official Attention) in stages 3-4,
+# block-diagonal MLP E=8, G=4, CCA in training. Deviation: the official model adds a learned
+# position embedding before stage 3 (62,720 params, 0 FLOPs); this space has no per-stage one.
+@register_preset
+def schemeformer_ppaa_s12() -> ArchConfig:  # deployed: 11,767,592 params, 1.7695 GFLOPs (paper: 1.77)
+    attention = (MixerConfig(type="attention", heads=10, options=(("qkv_bias", False),)),)
+    attention += (MixerConfig(type="attention", heads=16, options=(("qkv_bias", False),)),)
+    return metaformer((2, 2, 6, 2), (64, 128, 320, 512), (POOL, POOL) + attention, 8.0, mlp_groups=4, cca=True)
+
+
+# RIFormer-S12 (Wang et al., RIFormer; mmpretrain riformer.py 's12'): PoolFormer-S12 with the
+# RIFormer affine as every token mixer; deployed, the affine folds into norm1 and no mixer is left.
+@register_preset
+def riformer_s12() -> ArchConfig:  # deployed: 11,915,176 params, 1.8226 GFLOPs
+    return metaformer((2, 2, 6, 2), (64, 128, 320, 512), (MixerConfig(type="identity"),) * 4)
