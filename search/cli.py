@@ -11,6 +11,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -125,9 +126,216 @@ def presets() -> None:
     console.print(table)
 
 
+# --- search ------------------------------------------------------------------------------------
+
+DEFAULT_SPACE = "full"
+DEFAULT_EVALUATOR = "proxy"
+
+
+def spaces_dir() -> Path:
+    """The shipped study files: ``studies/`` of the source tree this package runs from."""
+    return Path(__file__).resolve().parent.parent / "studies"
+
+
+def resolve_space(name_or_path: str):
+    from vitsearch.space import ConfigError
+    from vitsearch.space.search_space import SearchSpace
+
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return SearchSpace.load(path)
+    shipped = spaces_dir() / f"{name_or_path}.yaml"
+    if shipped.exists():
+        return SearchSpace.load(shipped)
+    names = ", ".join(p.stem for p in sorted(spaces_dir().glob("*.yaml")))
+    raise ConfigError("--space", f"{name_or_path!r} is neither a space file nor a shipped space ({names})")
+
+
+def _parse_options(pairs: list[str]) -> dict[str, Any]:
+    import yaml
+
+    from vitsearch.space import ConfigError
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError("--set", f"expected KEY=VALUE, got {pair!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def make_evaluator(name: str, data: str | None, options: dict[str, Any]):
+    from vitsearch.evaluators.base import get_evaluator
+    from vitsearch.space import ConfigError
+
+    kwargs = dict(options)
+    if data is not None:
+        kwargs["data"] = data
+    try:
+        return get_evaluator(name, **kwargs)
+    except TypeError as err:
+        raise ConfigError("--set", f"evaluator {name!r} does not take these settings ({err})") from None
+
+
+@app.command()
+@user_errors
+def spaces(
+    img_size: ImgSize = 224,
+    num_classes: NumClasses = 1000,
+) -> None:
+    """List the shipped search spaces with their size and FLOPs range at the target profile."""
+    from vitsearch.evaluators.complexity import analytic_flops
+    from vitsearch.space.search_space import SearchSpace
+
+    table = Table(title=f"search spaces (FLOPs at {img_size}px, {num_classes} classes)")
+    for column in ("name", "architectures", "min GFLOPs", "max GFLOPs", "description"):
+        table.add_column(column, justify="right" if "FLOPs" in column or column == "architectures" else "left")
+    for path in sorted(spaces_dir().glob("*.yaml")):
+        space = SearchSpace.load(path)
+        low = analytic_flops(space.smallest(img_size, num_classes), img_size, num_classes=num_classes)
+        high = analytic_flops(space.largest(img_size, num_classes), img_size, num_classes=num_classes)
+        size = space.size()
+        table.add_row(
+            space.name,
+            f"{size:.2e}" if size > 1e6 else f"{size:,}",
+            f"{low / 1e9:.3f}",
+            f"{high / 1e9:.3f}",
+            space.description,
+        )
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def run(
+    budget: Annotated[str, typer.Option("--budget", help="FLOPs budget: 2GFLOPs, 2G, 1.5e9, 750MFLOPs, 750M.")],
+    space: Annotated[str, typer.Option("--space", help="A shipped space name or a space YAML file.")] = DEFAULT_SPACE,
+    trials: Annotated[int, typer.Option("--trials", min=1, help="Architectures to evaluate (over resumes).")] = 12,
+    evaluator: Annotated[str, typer.Option("--evaluator", help="Accuracy estimate, by name.")] = DEFAULT_EVALUATOR,
+    data: Annotated[str | None, typer.Option("--data", help="mnist5k, an image folder, cifar10:PATH.")] = None,
+    settings: Annotated[
+        list[str] | None, typer.Option("--set", help="Evaluator setting KEY=VALUE (repeatable), e.g. epochs=2.")
+    ] = None,
+    max_params: Annotated[str | None, typer.Option("--max-params", help="Parameter cap, e.g. 10M.")] = None,
+    sampler: Annotated[str, typer.Option("--sampler", help="tpe, nsga2 or random.")] = "tpe",
+    pruner: Annotated[str, typer.Option("--pruner", help="median, successive_halving, hyperband, none.")] = "median",
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    out: Annotated[Path | None, typer.Option("--out", help="Run directory (default studies/runs/<study>).")] = None,
+    storage: Annotated[
+        str | None, typer.Option("--storage", help="Optuna storage URL (default <out>/study.db).")
+    ] = None,
+    study: Annotated[str | None, typer.Option("--study", help="Study name (default: space name and budget).")] = None,
+    params_objective: Annotated[bool, typer.Option("--params-objective", help="Also minimise params.")] = False,
+    img_size: ImgSize = 224,
+    num_classes: NumClasses = 1000,
+) -> None:
+    """Search a space for the most accurate architectures within a FLOPs budget."""
+    from vitsearch.search.budget import parse_flops, parse_params
+    from vitsearch.search.driver import SearchConfig
+    from vitsearch.search.live import run_with_progress
+    from vitsearch.space import ConfigError
+
+    try:
+        budget_flops = parse_flops(budget)
+        params_cap = parse_params(max_params) if max_params is not None else None
+    except ValueError as err:
+        raise ConfigError("", str(err)) from None
+    search_space = resolve_space(space)
+    study_name = study or f"{search_space.name}-{budget_flops / 1e9:g}G"
+    out = out or Path("studies") / "runs" / study_name
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", f"{out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    config = SearchConfig(
+        space=search_space,
+        evaluator=make_evaluator(evaluator, data, _parse_options(settings or [])),
+        budget=budget_flops,
+        trials=trials,
+        max_params=params_cap,
+        img_size=img_size,
+        num_classes=num_classes,
+        sampler=sampler,
+        seed=seed,
+        storage=storage or f"sqlite:///{out / 'study.db'}",
+        study_name=study_name,
+        pruner=pruner,
+        params_objective=params_objective,
+    )
+    try:
+        run_with_progress(config, out, console)
+    except ValueError as err:  # bad sampler / pruner names and the like
+        raise ConfigError("", str(err)) from None
+
+
+@app.command()
+@user_errors
+def show(
+    target: Annotated[str, typer.Argument(help="A run directory or an Optuna storage URL.")],
+    study: Annotated[str | None, typer.Option("--study")] = None,
+) -> None:
+    """Print the Pareto front of a study."""
+    from vitsearch.search.driver import load_study
+    from vitsearch.search.live import pareto_table
+    from vitsearch.search.results import pareto_frame, trials_frame
+
+    loaded = load_study(target, study)
+    trials = trials_frame(loaded)
+    console.print(pareto_table(pareto_frame(trials), title=f"Pareto front of {loaded.study_name}"))
+    counts = trials["state"].value_counts().to_dict() if not trials.empty else {}
+    console.print(", ".join(f"{n} {state.lower()}" for state, n in counts.items()) or "no trials yet")
+
+
+@app.command()
+@user_errors
+def plot(
+    target: Annotated[str, typer.Argument(help="A run directory or an Optuna storage URL.")],
+    study: Annotated[str | None, typer.Option("--study")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Where to write the pages (default: the run dir).")] = None,
+) -> None:
+    """(Re)write pareto.html, history.html and importance.html of a study."""
+    from vitsearch.search.driver import load_study
+    from vitsearch.search.plots import write_plots
+    from vitsearch.search.results import trials_frame
+
+    loaded = load_study(target, study)
+    budget = loaded.user_attrs["search"]["budget"]
+    folder = out or (Path(target) if "://" not in target else Path("."))
+    for path in write_plots(loaded, trials_frame(loaded), budget, folder):
+        console.print(f"wrote {path}")
+
+
+@app.command()
+@user_errors
+def export(
+    target: Annotated[str, typer.Argument(help="A run directory or an Optuna storage URL.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Architecture file to write.")],
+    trial: Annotated[int | None, typer.Option("--trial", help="Trial number (default: best within budget).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="yaml or json (default: by suffix).")] = None,
+    study: Annotated[str | None, typer.Option("--study")] = None,
+) -> None:
+    """Write one trial's architecture as a config that `build_model` and `vitsearch flops` accept."""
+    from vitsearch.search.driver import load_study
+    from vitsearch.search.results import arch_of, write_atomic
+    from vitsearch.space import ConfigError
+
+    fmt = fmt or ("json" if output.suffix == ".json" else "yaml")
+    if fmt not in ("yaml", "json"):
+        raise ConfigError("--format", f"unknown {fmt!r} (choose yaml or json)")
+    arch, frozen = arch_of(load_study(target, study), trial)
+    write_atomic(output, arch.to_json() if fmt == "json" else arch.to_yaml())
+    record = frozen.user_attrs["record"]
+    console.print(f"trial {frozen.number}: {record['flops'] / 1e9:.4f} GFLOPs, {record['params']:,} params -> {output}")
+
+
 def main() -> None:
     # torch.jit (used by fvcore's tracer) announces its deprecation on every run; not the user's concern.
     warnings.filterwarnings("ignore", category=FutureWarning)
+    # Optuna's experimental-feature notices and per-study INFO lines drown the progress display.
+    warnings.filterwarnings("ignore", module="optuna")
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         app()
     except KeyboardInterrupt:

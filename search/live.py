@@ -1,0 +1,127 @@
+"""Running a search from the CLI: progress display and the files of a run directory."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from .driver import SearchConfig, TrialOutcome, evaluated_count, run_search
+from .plots import write_plots
+from .results import arch_of, best_trial, pareto_frame, trials_frame, write_atomic
+
+
+def pareto_table(front: pd.DataFrame, title: str = "Pareto front (within budget)") -> Table:
+    table = Table(title=title)
+    for column in ("trial", "score", "GFLOPs", "params", "architecture"):
+        table.add_column(column, justify="right" if column != "architecture" else "left")
+    for row in front.itertuples():
+        table.add_row(
+            str(row.trial), f"{row.score:.4f}", f"{row.gflops:.3f}", f"{row.params / 1e6:.2f}M", row.architecture
+        )
+    return table
+
+
+def write_outputs(study: optuna.Study, config: SearchConfig, out: Path, plots: bool = True) -> list[Path]:
+    """trials.csv, pareto.csv, best.yaml and (optionally) the HTML pages, each written atomically."""
+    trials = trials_frame(study)
+    front = pareto_frame(trials)
+    written = [out / "trials.csv", out / "pareto.csv"]
+    write_atomic(written[0], trials.to_csv(index=False))
+    write_atomic(written[1], front.to_csv(index=False))
+    if best_trial(study) is not None:
+        arch, _ = arch_of(study)
+        write_atomic(out / "best.yaml", arch.to_yaml())
+        written.append(out / "best.yaml")
+    if plots:
+        written += write_plots(study, trials, config.budget, out)
+    return written
+
+
+class _Progress:
+    """Trial k/N, best within budget, ETA; a rich live view on a terminal, plain lines otherwise."""
+
+    def __init__(self, config: SearchConfig, console: Console, already: int):
+        self.config, self.console = config, console
+        self.already, self.started = already, time.monotonic()
+        self.best: TrialOutcome | None = None
+        self.counts: dict[str, int] = {}
+        self.live: Live | None = Live(console=console, refresh_per_second=4) if console.is_terminal else None
+
+    def __enter__(self) -> _Progress:
+        if self.live is not None:
+            self.live.__enter__()
+            self.live.update(self._view())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.live is not None:
+            self.live.__exit__(*exc)
+
+    def __call__(self, outcome: TrialOutcome, study: optuna.Study) -> None:
+        self.counts[outcome.state] = self.counts.get(outcome.state, 0) + 1
+        if outcome.state == "COMPLETE" and (self.best is None or outcome.score > self.best.score):
+            self.best = outcome
+        if self.live is not None:
+            self.live.update(self._view(evaluated_count(study)))
+        elif outcome.state not in ("REJECTED",):
+            score = f"score {outcome.score:.4f}" if outcome.score is not None else outcome.reason or outcome.state
+            done = evaluated_count(study)
+            self.console.print(
+                f"trial {outcome.number} [{done}/{self.config.trials}] {outcome.state.lower()}: {score}, "
+                f"{outcome.flops / 1e9:.3f} GFLOPs, {outcome.seconds:.1f}s{self._eta(done)}",
+                highlight=False,
+            )
+
+    def _eta(self, done: int) -> str:
+        new = done - self.already
+        if new <= 0:
+            return ""
+        left = (time.monotonic() - self.started) / new * (self.config.trials - done)
+        return f", ETA {left / 60:.1f} min"
+
+    def _view(self, done: int | None = None) -> Group:
+        done = self.already if done is None else done
+        head = Text(
+            f"{self.config.study_name}: {done}/{self.config.trials} evaluated{self._eta(done)}  "
+            + "  ".join(f"{k.lower()} {v}" for k, v in sorted(self.counts.items()))
+        )
+        if self.best is None:
+            return Group(head, Text("no architecture within budget evaluated yet"))
+        best = Text(
+            f"best within budget: score {self.best.score:.4f} at {self.best.flops / 1e9:.3f} GFLOPs "
+            f"(trial {self.best.number})"
+        )
+        return Group(head, best)
+
+
+def run_with_progress(config: SearchConfig, out: Path, console: Console) -> None:
+    """Run or resume the study, then write every output file into ``out``."""
+    from vitsearch.search.driver import check_budget, open_study
+
+    smallest, smallest_flops = check_budget(config)
+    study = open_study(config)
+    already = evaluated_count(study)
+    console.print(
+        f"space {config.space.name!r} ({config.space.size():.3g} architectures, smallest "
+        f"{smallest_flops / 1e9:.3f} GFLOPs), budget {config.budget / 1e9:g} GFLOPs at {config.img_size}px, "
+        f"evaluator {config.evaluator.name}, sampler {config.sampler}; "
+        + (f"resuming at {already}/{config.trials}" if already else f"{config.trials} trials"),
+        highlight=False,
+    )
+    try:
+        with _Progress(config, console, already) as progress:
+            run_search(config, on_trial=progress)
+    finally:  # an interrupted run still leaves consistent files for what it finished
+        study = open_study(config)
+        written = write_outputs(study, config, out)
+        front = pareto_frame(trials_frame(study))
+        if not front.empty:
+            console.print(pareto_table(front))
+        console.print("wrote " + ", ".join(p.name for p in written) + f" in {out}")

@@ -1,0 +1,166 @@
+"""Plotly pages of a study: Pareto front, search history, parameter importance.
+
+Optuna's split: ``_get_*_info`` turns a study into plain data (tested), ``_get_*_plot``
+draws it. Pages embed plotly.js so they open offline; nothing is fetched from a CDN.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import NamedTuple
+
+import optuna
+import pandas as pd
+import plotly.graph_objects as go
+
+from .results import pareto_frame, write_atomic
+
+
+class ParetoInfo(NamedTuple):
+    budget_gflops: float
+    front: pd.DataFrame  # non-dominated, within budget
+    others: pd.DataFrame  # evaluated, dominated or over budget
+
+
+class HistoryInfo(NamedTuple):
+    trial: list[int]
+    best_score: list[float | None]
+    hypervolume: list[float]
+
+
+def _get_pareto_info(trials: pd.DataFrame, budget: int) -> ParetoInfo:
+    evaluated = trials[trials["state"] == "COMPLETE"]
+    front = pareto_frame(trials)
+    others = evaluated.drop(index=front.index, errors="ignore")
+    return ParetoInfo(budget / 1e9, front, others)
+
+
+def _hover(frame: pd.DataFrame) -> list[str]:
+    return [
+        f"trial {r.trial}<br>score {r.score:.4f}<br>{r.gflops:.3f} GFLOPs, {r.params / 1e6:.2f}M params"
+        f"<br>{r.architecture.replace(' | ', '<br>')}"
+        for r in frame.itertuples()
+    ]
+
+
+def _get_pareto_plot(info: ParetoInfo) -> go.Figure:
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=info.others["gflops"],
+            y=info.others["score"],
+            mode="markers",
+            name="dominated",
+            marker={"color": "lightgray", "size": 8, "opacity": 0.6},
+            hovertext=_hover(info.others),
+            hoverinfo="text",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=info.front["gflops"],
+            y=info.front["score"],
+            mode="lines+markers",
+            line={"shape": "hv"},
+            name="Pareto front",
+            marker={"color": "crimson", "size": 11},
+            hovertext=_hover(info.front),
+            hoverinfo="text",
+        )
+    )
+    fig.add_vline(x=info.budget_gflops, line_dash="dash", annotation_text=f"budget {info.budget_gflops:g} GFLOPs")
+    fig.update_layout(
+        title="Accuracy against complexity",
+        xaxis_title="GFLOPs (target profile)",
+        yaxis_title="score (validation accuracy estimate)",
+        template="plotly_white",
+    )
+    return fig
+
+
+def hypervolume_2d(points: list[tuple[float, float]], budget_flops: float) -> float:
+    """Area dominated by (score up, FLOPs down) points, reference (score 0, FLOPs = budget), over the budget.
+
+    Sweeping FLOPs upwards, the dominated height at each FLOPs level is the best score of
+    any point at or below it: a staircase whose area this sums.
+    """
+    inside = sorted((f, s) for s, f in points if f <= budget_flops and s > 0)
+    area, best = 0.0, 0.0
+    for i, (f, s) in enumerate(inside):
+        best = max(best, s)
+        right = inside[i + 1][0] if i + 1 < len(inside) else budget_flops
+        area += (right - f) * best
+    return area / budget_flops
+
+
+def _get_history_info(trials: pd.DataFrame, budget: int) -> HistoryInfo:
+    numbers, best, volumes, points = [], [], [], []
+    current: float | None = None
+    for row in trials.sort_values("trial").itertuples():
+        if row.state == "COMPLETE" and row.within_budget:
+            current = row.score if current is None else max(current, row.score)
+            points.append((row.score, row.flops))
+        numbers.append(int(row.trial))
+        best.append(current)
+        volumes.append(hypervolume_2d(points, budget))
+    return HistoryInfo(numbers, best, volumes)
+
+
+def _get_history_plot(info: HistoryInfo) -> go.Figure:
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=info.trial, y=info.best_score, mode="lines+markers", name="best score within budget"))
+    fig.add_trace(
+        go.Scatter(x=info.trial, y=info.hypervolume, mode="lines", name="hypervolume (normalised)", yaxis="y2")
+    )
+    fig.update_layout(
+        title="Search history",
+        xaxis_title="trial",
+        yaxis={"title": "best score"},
+        yaxis2={"title": "hypervolume", "overlaying": "y", "side": "right"},
+        template="plotly_white",
+    )
+    return fig
+
+
+def _get_importance_plot(study: optuna.Study) -> go.Figure:
+    done = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if t.user_attrs.get("result", {}).get("evaluated")
+    ]
+    if len(done) < 3:
+        fig = go.Figure()
+        fig.add_annotation(text=f"{len(done)} evaluated trials: importance needs at least 3", showarrow=False)
+        return fig
+    # Only evaluated trials: over-budget samples carry a placeholder score of 0.
+    view = optuna.create_study(directions=[d.name.lower() for d in study.directions])
+    view.add_trials(done)
+    # fANOVA is indifferent to the direction; Optuna 5's default (PED-ANOVA) assumes minimisation.
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fig = optuna.visualization.plot_param_importances(
+                view, evaluator=evaluator, target=lambda t: t.values[0], target_name="score"
+            )
+    except (RuntimeError, ValueError) as err:  # e.g. no parameter shared by all trials
+        fig = go.Figure()
+        fig.add_annotation(text=f"importance not available: {err}", showarrow=False)
+    fig.update_layout(title="Which choices matter for the score (fANOVA)")
+    return fig
+
+
+def write_plots(study: optuna.Study, trials: pd.DataFrame, budget: int, out: Path) -> list[Path]:
+    """Write pareto.html, history.html and importance.html into ``out`` (atomically)."""
+    pages = {
+        "pareto.html": _get_pareto_plot(_get_pareto_info(trials, budget)),
+        "history.html": _get_history_plot(_get_history_info(trials, budget)),
+        "importance.html": _get_importance_plot(study),
+    }
+    written = []
+    for name, fig in pages.items():
+        path = out / name
+        write_atomic(path, fig.to_html(include_plotlyjs=True, full_html=True))
+        written.append(path)
+    return written
