@@ -369,10 +369,14 @@ def _validate_mlp(block: BlockConfig, width: int, path: str) -> None:
 
 
 def _validate_sharing(arch: ArchConfig) -> None:
-    """PSViT attention sharing: only right after an attention block with the same heads and tokens."""
+    """PSViT attention sharing: only right after an attention block with the same heads and tokens.
+
+    Heads are compared as resolved (``heads: null`` means head dim 64), not as written.
+    """
     from .registry import get_downsample, get_mixer
 
     prev: BlockConfig | None = None
+    prev_heads: int | None = None
     for si, bi, stage, block in arch.blocks():
         if bi == 0 and si > 0 and get_downsample(stage.downsample).stride != 1:
             prev_tokens_changed = True
@@ -388,8 +392,8 @@ def _validate_sharing(arch: ArchConfig) -> None:
                 raise ConfigError(path, f"the previous block's mixer {prev.mixer.type!r} has no attention map")
             if prev_tokens_changed:
                 raise ConfigError(path, "cannot share across a token-count change (the stage pools tokens)")
-            if prev.mixer.heads != block.mixer.heads:
-                raise ConfigError(
-                    path, f"heads {block.mixer.heads} differ from the previous block's {prev.mixer.heads}"
-                )
+            heads = get_mixer(block.mixer.type).resolve_heads(block.mixer, stage.width)
+            if heads != prev_heads:
+                raise ConfigError(path, f"heads {heads} differ from the previous block's {prev_heads}")
         prev = block
+        prev_heads = get_mixer(block.mixer.type).resolve_heads(block.mixer, stage.width)

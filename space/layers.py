@@ -34,12 +34,39 @@ class TokenGrid:
 
 @dataclass
 class ForwardContext:
-    """Per-forward state that blocks hand on: the grid and the last attention map (PSViT sharing)."""
+    """Per-forward state that blocks hand on: the grid and the last attention map (PSViT sharing).
+
+    Attention-sharing protocol (PSViT, Chen et al. 2021), for every mixer class with
+    ``SHARES_ATTENTION = True``:
+
+    - Its constructor accepts the keywords ``share_attention`` and ``keep_attention``
+      (``Block`` passes them only when true, so other mixers never see them), and its
+      ``flops`` accepts ``share_attention``.
+    - ``keep_attention=True`` (set by the builder on the block a sharer reads from): the
+      mixer materialises its post-softmax map (no fused kernel) and stores it, shape
+      ``(B, heads, N, N)``, in ``ctx.attn`` (a Refiner-style mixer stores its refined map).
+    - ``share_attention=True``: the mixer has no query/key weights; it reads the map with
+      ``ctx.shared_attention(batch, heads, tokens)`` and computes only V and the projection.
+      A sharer does not overwrite ``ctx.attn``, so a chain of sharers reuses one map.
+    - ``Stage`` clears ``ctx.attn`` when its downsample changes the grid.
+    """
 
     grid: TokenGrid
-    attn: torch.Tensor | None = None  # (B, H, N, N) of the last attention block that kept its map
+    attn: torch.Tensor | None = None  # (B, H, N, N) post-softmax map of the last block with keep_attention
     rope: nn.Module | None = None  # rotary position embedding, when ``position: rope``
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def shared_attention(self, batch: int, heads: int, tokens: int) -> torch.Tensor:
+        """The kept map for a sharing mixer, checked against its ``(B, heads, N, N)`` shape."""
+        attn = self.attn
+        if attn is None:
+            raise RuntimeError("share_attention: no attention map was kept by a previous block")
+        if tuple(attn.shape) != (batch, heads, tokens, tokens):
+            raise RuntimeError(
+                f"share_attention: kept map has shape {tuple(attn.shape)}, this block needs "
+                f"{(batch, heads, tokens, tokens)}"
+            )
+        return attn
 
     def apply_rope(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Rotate ``(B, H, N, d_h)`` queries and keys when the model uses RoPE; else unchanged."""
@@ -67,7 +94,8 @@ class Mixer(nn.Module):
     Class attributes describe the mixer to validation and search:
     ``OPTIONS`` (option name -> default, the type of the default is enforced),
     ``USES_HEADS`` (takes ``mixer.heads``), ``SHARES_ATTENTION`` (has an attention map that
-    a following block may reuse).
+    a following block may reuse, and can reuse one: such a mixer follows the sharing protocol
+    documented on ``ForwardContext``).
     """
 
     NAME: ClassVar[str] = ""
@@ -204,16 +232,33 @@ def make_mlp(dim: int, cfg: BlockConfig) -> nn.Module:
     return make_scheme_mlp(dim, hidden, cfg.mlp_groups, cfg.cca)
 
 
+def _sharing_flags(cfg: BlockConfig, keep_attention: bool) -> dict[str, bool]:
+    # Only the flags that are set, so mixers outside the sharing protocol never receive them.
+    flags = {"share_attention": cfg.share_attention, "keep_attention": keep_attention}
+    return {key: True for key, on in flags.items() if on}
+
+
 class Block(nn.Module):
     """MetaFormer block: ``x + ls1 * mixer(norm1(x))`` then ``x + ls2 * mlp(norm2(x))``."""
 
-    def __init__(self, dim: int, cfg: BlockConfig, grid: TokenGrid, norm: str, layer_scale_init: float | None):
+    def __init__(
+        self,
+        dim: int,
+        cfg: BlockConfig,
+        grid: TokenGrid,
+        norm: str,
+        layer_scale_init: float | None,
+        *,
+        keep_attention: bool = False,
+    ):
+        """``keep_attention``: a later block shares this block's attention map (PSViT); the
+        builder sets it, see the sharing protocol on ``ForwardContext``."""
         super().__init__()
         from .registry import get_mixer
 
         self.cfg = cfg
         self.norm1 = make_norm(norm, dim)
-        self.mixer = get_mixer(cfg.mixer.type)(dim, cfg.mixer, grid)
+        self.mixer = get_mixer(cfg.mixer.type)(dim, cfg.mixer, grid, **_sharing_flags(cfg, keep_attention))
         self.ls1 = LayerScale(dim, layer_scale_init) if layer_scale_init else nn.Identity()
         self.norm2 = make_norm(norm, dim)
         self.mlp = make_mlp(dim, cfg)
@@ -239,5 +284,5 @@ class Block(nn.Module):
     def flops(dim: int, cfg: BlockConfig, grid: TokenGrid) -> int:
         from .registry import get_mixer
 
-        mixer = get_mixer(cfg.mixer.type).flops(dim, cfg.mixer, grid)
+        mixer = get_mixer(cfg.mixer.type).flops(dim, cfg.mixer, grid, **_sharing_flags(cfg, False))
         return 2 * norm_flops(grid.tokens, dim) + mixer + Mlp.flops(dim, cfg, grid.tokens)

@@ -9,22 +9,54 @@ from torch import nn
 from .config import ArchConfig, ConfigError, StageConfig, validate
 from .layers import Block, ForwardContext, TokenGrid
 from .registry import get_downsample
+from .rope import AxialRoPE
 from .stems import build_stem, stem_grid_size
 
 
 class Stage(nn.Module):
-    def __init__(self, cfg: StageConfig, in_dim: int, grid: TokenGrid, norm: str, layer_scale_init: float | None):
+    def __init__(
+        self,
+        cfg: StageConfig,
+        in_dim: int,
+        grid: TokenGrid,
+        norm: str,
+        layer_scale_init: float | None,
+        keep_attention: frozenset[int] = frozenset(),
+    ):
+        """``keep_attention``: indices of this stage's blocks whose attention map a later block shares."""
         super().__init__()
         self.downsample = get_downsample(cfg.downsample)(in_dim, cfg.width, grid)
         self.grid_in = grid
         self.grid = self.downsample.out_grid(grid)
-        self.blocks = nn.ModuleList(Block(cfg.width, b, self.grid, norm, layer_scale_init) for b in cfg.blocks)
+        self.blocks = nn.ModuleList(
+            Block(cfg.width, b, self.grid, norm, layer_scale_init, keep_attention=i in keep_attention)
+            for i, b in enumerate(cfg.blocks)
+        )
 
     def forward(self, x: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
+        grid_in = ctx.grid
         x, ctx.grid = self.downsample(x, ctx.grid)
+        if ctx.grid != grid_in:
+            ctx.attn = None  # a kept attention map does not survive token pooling
         for block in self.blocks:
             x = block(x, ctx)
         return x
+
+
+def attention_sources(arch: ArchConfig) -> set[tuple[int, int]]:
+    """``(stage, block)`` of every block whose attention map a later block shares (PSViT).
+
+    A sharer reads the map of the nearest earlier block that does not share itself, so a run
+    of sharers all reuse the map of the block before the run.
+    """
+    sources: set[tuple[int, int]] = set()
+    last_computed: tuple[int, int] | None = None
+    for si, bi, _, block in arch.blocks():
+        if not block.share_attention:
+            last_computed = (si, bi)
+        elif last_computed is not None:
+            sources.add(last_computed)
+    return sources
 
 
 class VitModel(nn.Module):
@@ -46,10 +78,14 @@ class VitModel(nn.Module):
         self.pos_embed = (
             nn.Parameter(torch.randn(1, grid.tokens, width0) * 0.02) if arch.position == "learned" else None
         )
+        # RoPE (ViX) replaces the learned position embedding; parameter-free, see space/rope.py.
+        self.rope = AxialRoPE() if arch.position == "rope" else None
+        keep = attention_sources(arch)
         self.stages = nn.ModuleList()
         in_dim = width0
-        for stage_cfg in arch.stages:
-            stage = Stage(stage_cfg, in_dim, grid, arch.norm, arch.layer_scale_init)
+        for si, stage_cfg in enumerate(arch.stages):
+            stage_keep = frozenset(bi for s, bi in keep if s == si)
+            stage = Stage(stage_cfg, in_dim, grid, arch.norm, arch.layer_scale_init, stage_keep)
             self.stages.append(stage)
             grid, in_dim = stage.grid, stage_cfg.width
         self.grid = grid
@@ -75,7 +111,7 @@ class VitModel(nn.Module):
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
         if self.pos_embed is not None:
             x = x + self.pos_embed
-        ctx = ForwardContext(grid=self.stages[0].grid_in)
+        ctx = ForwardContext(grid=self.stages[0].grid_in, rope=self.rope)
         for stage in self.stages:
             x = stage(x, ctx)
         return x

@@ -122,3 +122,23 @@ def schemeformer_ppaa_s12() -> ArchConfig:  # deployed: 11,767,592 params, 1.769
 @register_preset
 def riformer_s12() -> ArchConfig:  # deployed: 11,915,176 params, 1.8226 GFLOPs
     return metaformer((2, 2, 6, 2), (64, 128, 320, 512), (MixerConfig(type="identity"),) * 4)
+
+
+# PSViT (Chen et al., "PSViT: Better Vision Transformer via Token Pooling and Attention
+# Sharing", 2021): a single-width DeiT-Tiny body (width 192, 3 heads, 12 layers) that starts
+# from more tokens (patch 8: 28x28) and pools them 2x2 at two depths, after layer 1 (to 14x14)
+# and after layer 6 (to 7x7), with attention sharing in every second layer after a pooling
+# point. PSViT searches where to pool and share; this is one hand-picked point of that space
+# at about DeiT-Tiny's cost, not a published PSViT model.
+@register_preset
+def psvit_tiny() -> ArchConfig:  # 5,349,160 params, 1.2093 GFLOPs
+    attn = MixerConfig(type="attention", heads=3)
+
+    def stage(depth: int, shared: tuple[int, ...], downsample: str) -> StageConfig:
+        blocks = tuple(BlockConfig(mixer=attn, share_attention=i in shared) for i in range(depth))
+        return StageConfig(width=192, blocks=blocks, downsample=downsample)
+
+    return ArchConfig(
+        stages=(stage(1, (), "none"), stage(5, (1, 3), "mean"), stage(6, (1, 3, 5), "mean")),
+        stem=StemConfig(type="patch", patch_size=8),
+    )

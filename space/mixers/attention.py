@@ -17,34 +17,62 @@ class Attention(Mixer):
 
     ``fused=True`` runs ``F.scaled_dot_product_attention``; ``fused=False`` writes the same
     math out, which tests use to check the fused kernel and FLOP handles.
+
+    PSViT attention sharing (Chen et al. 2021; protocol on ``ForwardContext``):
+    ``keep_attention=True`` makes this block take the explicit path and store its
+    post-softmax map in ``ctx.attn``; ``share_attention=True`` builds a block without query
+    and key weights (a ``v`` linear instead of ``qkv``) that applies the kept map to its own
+    values: ``proj(A_prev v)``. Deviation: none; PSViT reuses the previous layer's map as is.
     """
 
     OPTIONS = {"qkv_bias": True}
     USES_HEADS = True
     SHARES_ATTENTION = True
 
-    def __init__(self, dim: int, cfg: MixerConfig, grid: TokenGrid):
+    def __init__(
+        self,
+        dim: int,
+        cfg: MixerConfig,
+        grid: TokenGrid,
+        *,
+        share_attention: bool = False,
+        keep_attention: bool = False,
+    ):
         super().__init__(dim, cfg, grid)
         self.heads = self.resolve_heads(cfg, dim)
         self.head_dim = dim // self.heads
         self.scale = self.head_dim**-0.5
-        self.qkv = nn.Linear(dim, dim * 3, bias=self.opts["qkv_bias"])
+        self.share_attention = share_attention
+        self.keep_attention = keep_attention
+        if share_attention:
+            self.v = nn.Linear(dim, dim, bias=self.opts["qkv_bias"])
+        else:
+            self.qkv = nn.Linear(dim, dim * 3, bias=self.opts["qkv_bias"])
         self.proj = nn.Linear(dim, dim)
         self.fused = True
 
     @classmethod
-    def flops(cls, dim: int, cfg: MixerConfig, grid: TokenGrid) -> int:
+    def flops(cls, dim: int, cfg: MixerConfig, grid: TokenGrid, *, share_attention: bool = False) -> int:
         n = grid.tokens
+        if share_attention:
+            return n * dim * dim + n * n * dim + n * dim * dim  # v, (shared attn) v, proj
         return n * dim * 3 * dim + 2 * n * n * dim + n * dim * dim  # qkv, q k^T and attn v, proj
 
     def forward(self, x: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
         b, n, c = x.shape
+        if self.share_attention:
+            attn = ctx.shared_attention(b, self.heads, n)  # (B, H, N, N), kept by an earlier block
+            v = self.v(x).reshape(b, n, self.heads, self.head_dim).transpose(1, 2)  # (B, H, N, d_h)
+            x = attn @ v
+            return self.proj(x.transpose(1, 2).reshape(b, n, c))
         qkv = self.qkv(x).reshape(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each (B, H, N, d_h)
         q, k = ctx.apply_rope(q, k)
-        if self.fused:
+        if self.fused and not self.keep_attention:
             x = F.scaled_dot_product_attention(q, k, v)
         else:
-            attn = (q * self.scale) @ k.transpose(-2, -1)  # (B, H, N, N)
-            x = attn.softmax(dim=-1) @ v
+            attn = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)  # (B, H, N, N)
+            if self.keep_attention:
+                ctx.attn = attn
+            x = attn @ v
         return self.proj(x.transpose(1, 2).reshape(b, n, c))
