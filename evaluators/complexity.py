@@ -53,6 +53,9 @@ def fft_flops(inputs: list[Any], outputs: list[Any]) -> int:
 def _fft_dims(inputs: list[Any], rank: int) -> list[int]:
     # fft_fft(self, n, dim, norm); fft_fft2(self, s, dim, norm); fft_fftn(self, s, dim, norm)
     dim_arg = inputs[2].toIValue() if len(inputs) > 2 else None
+    if dim_arg is None and len(inputs) > 2 and inputs[2].node().kind() == "prim::ListConstruct":
+        # a traced dim list (fft2's default (-2, -1), or fftn's dim=...) is built, not a constant
+        dim_arg = [v.toIValue() for v in inputs[2].node().inputs()]
     if dim_arg is None:
         return list(range(rank))
     if isinstance(dim_arg, int):
@@ -76,7 +79,8 @@ FREE_OPS: frozenset[str] = frozenset(
         "add add_ sub sub_ rsub mul mul_ div div_ neg exp log sqrt rsqrt pow reciprocal abs sign "
         "gelu relu relu_ silu sigmoid tanh softmax log_softmax clamp clamp_ maximum minimum "
         "avg_pool2d max_pool2d real imag cos sin where masked_fill fill_ zero_ zeros_like ones_like "
-        "sum mean amax max min square floor ceil round"
+        "sum mean amax max min square floor ceil round "
+        "eye pad"  # identity, zero padding (Nystromformer's pseudo-inverse and landmark segments)
     ).split()
 )
 

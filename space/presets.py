@@ -124,6 +124,38 @@ def riformer_s12() -> ArchConfig:  # deployed: 11,915,176 params, 1.8226 GFLOPs
     return metaformer((2, 2, 6, 2), (64, 128, 320, 512), (MixerConfig(type="identity"),) * 4)
 
 
+# ViX (Jeevan & Sethi, "Vision Xformers", 2021; the official CIFAR-10 scripts ViP.py, ViL.py,
+# ViN.py, FNet.py): patch size 1 on 32x32 input (1,024 tokens + cls), width 128, depth 4, 4 heads
+# of 32, MLP 256, Linformer k 64, Nystromformer 64 landmarks with a 33-tap value conv. Comments give
+# params and GFLOPs at 32x32, 10 classes. Patch stem and learned positions for now; the paper's
+# best variants use its conv stem and RoPE.
+def vix(mixer: MixerConfig) -> ArchConfig:
+    return ArchConfig(
+        stages=(uniform_stage(128, 4, mixer=mixer, mlp_ratio=2.0),),
+        stem=StemConfig(type="patch", patch_size=1),
+    )
+
+
+@register_preset
+def vix_performer() -> ArchConfig:  # 663,306 params, 0.7764 GFLOPs (m = 110 random features)
+    return vix(MixerConfig(type="performer", heads=4))
+
+
+@register_preset
+def vix_linformer() -> ArchConfig:  # 925,706 params, 0.6780 GFLOPs
+    return vix(MixerConfig(type="linformer", heads=4))
+
+
+@register_preset
+def vix_nystrom() -> ArchConfig:  # 663,834 params, 0.7800 GFLOPs (61 landmarks of 17 tokens)
+    return vix(MixerConfig(type="nystrom", heads=4))
+
+
+@register_preset
+def vix_fnet() -> ArchConfig:  # 399,114 params, 0.2839 GFLOPs
+    return vix(MixerConfig(type="fnet"))
+
+
 # PSViT (Chen et al., "PSViT: Better Vision Transformer via Token Pooling and Attention
 # Sharing", 2021): a single-width DeiT-Tiny body (width 192, 3 heads, 12 layers) that starts
 # from more tokens (patch 8: 28x28) and pools them 2x2 at two depths, after layer 1 (to 14x14)
