@@ -19,6 +19,7 @@ from vitsearch.space import (
     TokenGrid,
     build_model,
     get_downsample,
+    get_preset,
     validate,
 )
 from vitsearch.space.layers import Block
@@ -301,8 +302,17 @@ def test_conv_stem_rope_pooling_sharing_flops_exact(pool, head):
 
 
 def test_psvit_tiny_builds_and_counts():
-    a = validate(ArchConfig.from_dict(build_model("psvit_tiny", img_size=64, num_classes=10).arch.to_dict()))
+    a = get_preset("psvit_tiny")
     assert [s.downsample for s in a.stages] == ["none", "mean", "mean"]
     assert sum(b.share_attention for *_, b in a.blocks()) == 5
     model = build_model(a, img_size=64, num_classes=10)
     assert analytic_flops(a, img_size=64, num_classes=10) == count_flops(model, img_size=64)
+
+
+@pytest.mark.parametrize("name", ["vix_performer", "vix_linformer", "vix_nystrom", "vix_fnet"])
+def test_vix_presets_use_conv_stem_and_rope(name):
+    a = get_preset(name)
+    assert a.stem.type == "conv" and a.stem.patch_size == 1
+    assert a.position == ("learned" if name == "vix_fnet" else "rope")  # FNet has no q/k to rotate
+    model = build_model(a, img_size=32, num_classes=10)
+    assert analytic_flops(a, img_size=32, num_classes=10) == count_flops(model, img_size=32)
