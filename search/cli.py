@@ -51,6 +51,8 @@ def user_errors(fn: F) -> F:
             raise fail(str(err)) from None
         except (FileNotFoundError, IsADirectoryError, PermissionError) as err:
             raise fail(f"{err.filename}: {err.strerror}") from None
+        except ValueError as err:  # our ValueErrors are one-line messages naming the field
+            raise fail(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -174,6 +176,8 @@ def make_evaluator(name: str, data: str | None, options: dict[str, Any]):
         kwargs["data"] = data
     try:
         return get_evaluator(name, **kwargs)
+    except ValueError as err:
+        raise ConfigError("--evaluator", str(err)) from None
     except TypeError as err:
         raise ConfigError("--set", f"evaluator {name!r} does not take these settings ({err})") from None
 
@@ -262,10 +266,7 @@ def run(
         pruner=pruner,
         params_objective=params_objective,
     )
-    try:
-        run_with_progress(config, out, console)
-    except ValueError as err:  # bad sampler / pruner names and the like
-        raise ConfigError("", str(err)) from None
+    run_with_progress(config, out, console)
 
 
 @app.command()

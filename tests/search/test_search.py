@@ -1,0 +1,172 @@
+"""The search driver: budgets, constraints, dedup, resume, outputs."""
+
+from __future__ import annotations
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+from conftest import TOY_SPACE, CountingEvaluator
+
+from vitsearch.evaluators.complexity import analytic_flops, count_flops
+from vitsearch.search.budget import parse_flops, parse_params
+from vitsearch.search.driver import SearchConfig, run_search
+from vitsearch.search.live import write_outputs
+from vitsearch.search.plots import _get_history_info, _get_pareto_info, hypervolume_2d
+from vitsearch.search.results import trials_frame
+from vitsearch.space import ArchConfig, ConfigError
+from vitsearch.space.search_space import SearchSpace
+
+BUDGET = 40_000_000  # splits the toy space: its FLOPs run from 13M to 117M at 224 px
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [("2GFLOPs", 2e9), ("2G", 2e9), ("1.5e9", 1.5e9), ("750MFLOPs", 7.5e8), ("750M", 7.5e8), ("2 gflops", 2e9)],
+)
+def test_budget_forms(text, value):
+    assert parse_flops(text) == int(value)
+
+
+@pytest.mark.parametrize("text", ["", "abc", "2GB", "-1G", "0", "2 G G"])
+def test_bad_budgets_name_the_option(text):
+    with pytest.raises(ValueError, match="--budget"):
+        parse_flops(text)
+
+
+def test_params_cap():
+    assert parse_params("10M") == 10_000_000
+    with pytest.raises(ValueError, match="--max-params"):
+        parse_params("10 GFLOPs")
+
+
+def enumerate_space(space: SearchSpace) -> set[ArchConfig]:
+    """Every architecture, by depth-first search over the sequence of choices the sampler makes."""
+    found, pending = set(), [()]
+    while pending:
+        prefix = pending.pop()
+        taken: list[int] = []
+
+        def pick(name, choices, prefix=prefix, taken=taken):
+            i = prefix[len(taken)] if len(taken) < len(prefix) else 0
+            if len(taken) >= len(prefix):
+                pending.extend((*taken, j) for j in range(1, len(choices)))
+            taken.append(i)
+            return choices[i]
+
+        found.add(space._build(pick))
+    return found
+
+
+def test_space_size_is_exact(toy_space):
+    assert toy_space.size() == len(enumerate_space(toy_space)) == 200
+
+
+def test_smallest_and_largest_bound_every_architecture(toy_space):
+    flops = [analytic_flops(arch) for arch in enumerate_space(toy_space)]
+    assert analytic_flops(toy_space.smallest()) == min(flops)
+    assert analytic_flops(toy_space.largest()) == max(flops)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"stages": []}, "stages: a list of at least one stage"),
+        ({"position": ["sine"]}, "position: unknown value 'sine'"),
+        ({"stages": [{"width": [64], "depth": [1], "layer": {"mixer": ["nope"]}}]}, "stages[0].layer.mixer"),
+        ({"stages": [{"width": [96], "depth": [1], "layer": {"head_dim": [64]}}]}, "64 does not divide width 96"),
+        ({"stages": [{"width": [64], "depth": [1], "layer": {"mlp_groups": [3]}}]}, "mlp_groups: 3 does not divide"),
+        ({"stages": [{"width": [64], "depth": [0]}]}, "stages[0].depth: depths must be at least 1"),
+        ({"stages": [{"width": [64], "depth": [1], "layer": {"colour": 1}}]}, "stages[0].layer.colour: unknown"),
+        (
+            {"stages": [{"width": [64], "depth": [1]}, {"width": [128], "depth": [1]}]},
+            "stages[1].width: downsample 'none' cannot change the width",
+        ),
+    ],
+)
+def test_space_validation_names_the_field(change, message):
+    with pytest.raises(ConfigError) as info:
+        SearchSpace.from_dict({**TOY_SPACE, **change})
+    assert message in str(info.value)
+
+
+def search(toy_space, evaluator, trials, storage=None, **kw) -> optuna.Study:
+    config = SearchConfig(
+        space=toy_space, evaluator=evaluator, budget=BUDGET, trials=trials, storage=storage, study_name="t", **kw
+    )
+    return run_search(config).study
+
+
+def test_nothing_over_budget_is_evaluated_and_duplicates_are_skipped(toy_space):
+    evaluator = CountingEvaluator(budget=BUDGET)
+    study = search(toy_space, evaluator, trials=12, sampler="random")
+    frame = trials_frame(study)
+    assert (frame["state"] == "OVER_BUDGET").any(), "the toy budget should reject some samples"
+    assert len(evaluator.seen) == 12 == len(set(evaluator.seen))
+    evaluated = frame[frame["state"] == "COMPLETE"]
+    assert (evaluated["flops"] <= BUDGET).all()
+    for t in study.trials:
+        assert set(t.user_attrs) >= {"arch", "record"}
+        assert {"digest", "flops", "params", "evaluator_settings"} <= set(t.user_attrs["record"])
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random"])
+def test_samplers_by_name(toy_space, sampler):
+    study = search(toy_space, CountingEvaluator(BUDGET), trials=3, sampler=sampler)
+    assert sum(t.user_attrs.get("result", {}).get("evaluated", False) for t in study.trials) == 3
+
+
+def test_resume_continues_without_repeating(toy_space, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    first = CountingEvaluator(BUDGET)
+    search(toy_space, first, trials=3, storage=storage)
+    second = CountingEvaluator(BUDGET)
+    study = search(toy_space, second, trials=5, storage=storage)
+    assert len(first.seen) == 3 and len(second.seen) == 2
+    assert not set(first.seen) & set(second.seen)
+    evaluated = [t for t in study.trials if t.user_attrs.get("result", {}).get("evaluated")]
+    assert len(evaluated) == 5
+
+
+def test_resume_refuses_a_changed_study(toy_space, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    search(toy_space, CountingEvaluator(BUDGET), trials=1, storage=storage)
+    with pytest.raises(ConfigError, match="different"):
+        search(toy_space, CountingEvaluator(BUDGET + 1), trials=2, storage=storage)
+
+
+def test_budget_below_the_space_names_the_smallest(toy_space):
+    with pytest.raises(ConfigError, match="smallest architecture .* needs 0.0130 GFLOPs"):
+        run_search(SearchConfig(space=toy_space, evaluator=CountingEvaluator(), budget=1_000_000))
+
+
+def test_outputs_exist_parse_and_best_rebuilds(toy_space, tmp_path):
+    config = SearchConfig(space=toy_space, evaluator=CountingEvaluator(BUDGET), budget=BUDGET, trials=6)
+    study = run_search(config).study
+    write_outputs(study, config, tmp_path)
+    for name in ("trials.csv", "pareto.csv", "best.yaml", "pareto.html", "history.html", "importance.html"):
+        assert (tmp_path / name).stat().st_size > 0
+    front = pd.read_csv(tmp_path / "pareto.csv")
+    assert len(front) >= 1 and (front["flops"] <= BUDGET).all()
+    best = ArchConfig.from_dict(yaml.safe_load((tmp_path / "best.yaml").read_text()))
+    assert count_flops(best) == front.loc[front["score"].idxmax(), "flops"]
+    html = (tmp_path / "pareto.html").read_text()
+    # plotly.js is embedded: no script is fetched (the bundle mentions a CDN only for geo maps' topojson).
+    assert "<script src=" not in html.replace(" ", "") and "Plotly.newPlot" in html
+
+
+def test_pareto_and_history_info(toy_space):
+    config = SearchConfig(space=toy_space, evaluator=CountingEvaluator(BUDGET), budget=BUDGET, trials=6)
+    frame = trials_frame(run_search(config).study)
+    info = _get_pareto_info(frame, BUDGET)
+    for _, row in info.front.iterrows():  # nothing on the front is dominated by anything evaluated
+        better = info.others[(info.others["score"] > row["score"]) & (info.others["flops"] <= row["flops"])]
+        assert better.empty
+    history = _get_history_info(frame, BUDGET)
+    assert history.hypervolume == sorted(history.hypervolume)  # never decreases
+
+
+def test_hypervolume_by_hand():
+    assert hypervolume_2d([(0.5, 0.5)], 1.0) == pytest.approx(0.25)
+    assert hypervolume_2d([(0.5, 0.5), (0.8, 0.9), (0.3, 0.2)], 1.0) == pytest.approx(0.37)
+    assert hypervolume_2d([(0.9, 2.0)], 1.0) == 0.0  # over budget adds nothing
