@@ -12,13 +12,17 @@ from typing import Any
 import optuna
 
 PRUNERS = ("median", "successive_halving", "hyperband", "none")
-DEFAULT_PRUNER = "median"
+# Chosen by replaying recorded 6-epoch mnist5k curves of 8 small ViT / MetaFormer archs
+# (width x0.25, 500 images) through each pruner in 20 random trial orders: successive halving
+# spent 0.55 of the unpruned training time, hyperband 0.70, median 0.76, and all three kept the
+# best architecture in 20/20 orders. A small sample: re-measure with validate-proxy's archs.
+DEFAULT_PRUNER = "successive_halving"
 
 
 def make_pruner(
     name: str = DEFAULT_PRUNER, max_resource: int | None = None, **kwargs: Any
 ) -> optuna.pruners.BasePruner:
-    """An Optuna pruner for per-epoch validation accuracy.
+    """An Optuna pruner for per-epoch validation accuracy (default: successive halving, measured above).
 
     Args:
         name: ``median`` (MedianPruner: stop below the median of earlier trials at the same
