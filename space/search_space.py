@@ -28,6 +28,7 @@ Only real choices (two or more values) become Optuna parameters.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -410,6 +411,7 @@ def _layer_candidates(layer: LayerSpace, width: int):
                 yield BlockConfig(mixer=cfg, mlp_ratio=ratio, mlp_groups=groups, cca=cca)
 
 
+@functools.lru_cache(maxsize=4096)  # spaces repeat (layer, width, depth, grid) across global choices
 def _extreme_layers(layer: LayerSpace, width: int, depth: int, grid: TokenGrid, better) -> tuple[BlockConfig, ...]:
     """The cheapest (or dearest) sequence of ``depth`` layers: a DP over 'previous block shareable'."""
     candidates = list(_layer_candidates(layer, width))
