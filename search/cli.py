@@ -329,6 +329,51 @@ def export(
     console.print(f"trial {frozen.number}: {record['flops'] / 1e9:.4f} GFLOPs, {record['params']:,} params -> {output}")
 
 
+@app.command("validate-proxy")
+@user_errors
+def validate_proxy_command(
+    budget: Annotated[str, typer.Option("--budget", help="Sample architectures within this FLOPs budget.")],
+    space: Annotated[str, typer.Option("--space", help="A shipped space name or a space YAML file.")] = DEFAULT_SPACE,
+    evaluator: Annotated[str, typer.Option("--evaluator", help="The cheap estimate under test.")] = "synflow",
+    reference: Annotated[str, typer.Option("--reference", help="The trusted, longer estimate.")] = "proxy",
+    n: Annotated[int, typer.Option("--n", min=3, help="Architectures to score with both.")] = 20,
+    data: Annotated[str | None, typer.Option("--data", help="Dataset of both evaluators.")] = None,
+    settings: Annotated[list[str] | None, typer.Option("--set", help="Evaluator setting KEY=VALUE.")] = None,
+    ref_settings: Annotated[
+        list[str] | None, typer.Option("--ref-set", help="Reference setting KEY=VALUE, e.g. epochs=12.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Which architectures are drawn.")] = 0,
+    out: Annotated[Path, typer.Option("--out", help="Results and cache directory.")] = Path("studies/validate"),
+    img_size: ImgSize = 224,
+    num_classes: NumClasses = 1000,
+) -> None:
+    """How well EVALUATOR ranks architectures like REFERENCE: Kendall tau and Spearman rho with 95% CIs."""
+    from vitsearch.evaluators.validate import validate_proxy
+    from vitsearch.search.budget import parse_flops
+    from vitsearch.search.driver import sample_under_budget
+
+    search_space = resolve_space(space)
+    archs = sample_under_budget(search_space, parse_flops(budget), n, seed, img_size, num_classes)
+    cheap = make_evaluator(evaluator, data, _parse_options(settings or []))
+    trusted = make_evaluator(reference, data, _parse_options(ref_settings or []))
+    console.print(f"scoring {len(archs)} architectures of {search_space.name!r} with {cheap!r} and {trusted!r}")
+    result = validate_proxy(archs, cheap, trusted, cache_dir=out / "cache", out_dir=out)
+    table = Table(title=f"{cheap.name} against {trusted.name} (n={result.n})")
+    for column in ("statistic", "value", "95% CI (bootstrap)"):
+        table.add_column(column)
+    table.add_row(
+        "Kendall tau", f"{result.kendall_tau:.3f}", f"[{result.kendall_ci[0]:.3f}, {result.kendall_ci[1]:.3f}]"
+    )
+    table.add_row(
+        "Spearman rho", f"{result.spearman_rho:.3f}", f"[{result.spearman_ci[0]:.3f}, {result.spearman_ci[1]:.3f}]"
+    )
+    table.add_row(
+        "seconds / arch", f"{result.evaluator_seconds:.2f} vs {result.reference_seconds:.2f}", "median, fresh"
+    )
+    console.print(table)
+    console.print(f"wrote {result.csv_path}, {result.html_path}, {result.json_path}")
+
+
 def main() -> None:
     # torch.jit (used by fvcore's tracer) announces its deprecation on every run; not the user's concern.
     warnings.filterwarnings("ignore", category=FutureWarning)

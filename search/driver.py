@@ -313,3 +313,22 @@ def load_study(out_or_storage: str | Path, study_name: str | None = None) -> opt
     if study_name not in names:
         raise ConfigError("--study", f"no study {study_name!r} in {target} (found: {', '.join(names) or 'none'})")
     return optuna.load_study(study_name=study_name, storage=storage)
+
+
+def sample_under_budget(
+    space: SearchSpace, budget: int, n: int, seed: int = 0, img_size: int = 224, num_classes: int = 1000
+) -> list[ArchConfig]:
+    """``n`` distinct architectures drawn uniformly from the space among those within budget."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    found: dict[str, ArchConfig] = {}
+    for _ in range(n * MAX_REJECTED_PER_EVALUATION):
+        trial = study.ask()
+        arch = space.sample(trial)
+        study.tell(trial, 0.0)
+        if analytic_flops(arch, img_size, num_classes=num_classes) <= budget:
+            found.setdefault(arch.digest(), arch)
+            if len(found) == n:
+                break
+    if len(found) < n:
+        raise ConfigError("--n", f"found only {len(found)} distinct architectures of {space.name!r} within budget")
+    return list(found.values())
