@@ -1,0 +1,98 @@
+"""`vitsearch run / show / plot / export / spaces / validate-proxy` through CliRunner on tiny settings."""
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import TOY_SPACE
+from typer.testing import CliRunner
+
+from vitsearch.evaluators.complexity import count_flops
+from vitsearch.search.cli import app
+from vitsearch.space import ArchConfig
+
+runner = CliRunner()
+FAST = ["--evaluator", "grad_norm", "--data", "synthetic", "--set", "batch_size=4", "--set", "width_mult=0.25"]
+
+
+@pytest.fixture
+def space_file(tmp_path):
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump(TOY_SPACE))
+    return path
+
+
+def invoke(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result
+
+
+def test_run_writes_every_output_within_budget_and_resumes(space_file, tmp_path):
+    out = tmp_path / "run"
+    result = invoke("run", "--space", space_file, "--budget", "40M", "--trials", 3, "--out", out, *FAST)
+    assert result.exit_code == 0, result.output
+    for name in ("trials.csv", "pareto.csv", "pareto.html", "history.html", "importance.html", "best.yaml", "study.db"):
+        assert (out / name).exists(), name
+    front = pd.read_csv(out / "pareto.csv")
+    assert (front["flops"] <= 40e6).all()
+    best = ArchConfig.load(out / "best.yaml")
+    assert count_flops(best) in set(front["flops"])
+
+    again = invoke("run", "--space", space_file, "--budget", "40M", "--trials", 4, "--out", out, *FAST)
+    assert again.exit_code == 0, again.output
+    assert "resuming at 3/4" in again.output
+    trials = pd.read_csv(out / "trials.csv")
+    assert (trials["state"] == "COMPLETE").sum() == 4
+
+    shown = invoke("show", out)
+    assert shown.exit_code == 0 and "Pareto front" in shown.output
+    exported = invoke("export", out, "-o", tmp_path / "arch.json")
+    assert exported.exit_code == 0, exported.output
+    assert ArchConfig.from_dict(json.loads((tmp_path / "arch.json").read_text())) == best
+    flops = invoke("flops", out / "best.yaml", "--json")
+    assert json.loads(flops.stdout)["flops"] == count_flops(best)
+    assert invoke("plot", out).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--budget", "lots"], "--budget: cannot read 'lots'"),
+        (["--budget", "1M"], "below the smallest architecture"),
+        (["--budget", "40M", "--sampler", "grid"], "--sampler: unknown 'grid'"),
+        (["--budget", "40M", "--evaluator", "oracle"], "unknown evaluator 'oracle'"),
+        (["--budget", "40M", "--max-params", "many"], "--max-params: cannot read"),
+    ],
+)
+def test_run_bad_input_is_one_line(space_file, tmp_path, args, message):
+    result = invoke("run", "--space", space_file, "--out", tmp_path / "r", *FAST[:2], *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_unknown_space_and_run_dir(tmp_path):
+    result = invoke("run", "--space", "nowhere", "--budget", "2G")
+    assert result.exit_code == 2 and "--space" in result.output
+    result = invoke("show", tmp_path)
+    assert result.exit_code == 2 and "no study.db" in result.output
+
+
+def test_existing_files_survive_a_failed_run(space_file, tmp_path):
+    out = tmp_path / "run"
+    assert invoke("run", "--space", space_file, "--budget", "40M", "--trials", 2, "--out", out, *FAST).exit_code == 0
+    before = (out / "best.yaml").read_text()
+    result = invoke("run", "--space", space_file, "--budget", "1M", "--trials", 3, "--out", out, *FAST)
+    assert result.exit_code == 2
+    assert (out / "best.yaml").read_text() == before
+
+
+def test_validate_proxy_toy(space_file, tmp_path):
+    result = invoke(
+        "validate-proxy", "--space", space_file, "--budget", "40M", "--n", 3, "--out", tmp_path,
+        "--evaluator", "grad_norm", "--reference", "synflow", "--data", "synthetic",
+        "--set", "batch_size=4", "--ref-set", "batch_size=4",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Kendall tau" in result.output
+    assert len(pd.read_csv(tmp_path / "validate_grad_norm_vs_synflow.csv")) == 3
