@@ -107,7 +107,7 @@ def mixers() -> None:
         table.add_column(column)
     for name in list_mixers():
         cls = get_mixer(name)
-        summary = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+        summary = cls.SUMMARY or " ".join((cls.__doc__ or "").split())[:80]
         options = ", ".join(f"{k}={v}" for k, v in cls.OPTIONS.items())
         table.add_row(name, "yes" if cls.USES_HEADS else "", options, summary)
     console.print(table)

@@ -99,6 +99,7 @@ class Mixer(nn.Module):
     """
 
     NAME: ClassVar[str] = ""
+    SUMMARY: ClassVar[str] = ""  # one line for `vitsearch mixers`
     OPTIONS: ClassVar[dict[str, Any]] = {}
     USES_HEADS: ClassVar[bool] = False
     SHARES_ATTENTION: ClassVar[bool] = False

@@ -25,6 +25,7 @@ class Attention(Mixer):
     values: ``proj(A_prev v)``. Deviation: none; PSViT reuses the previous layer's map as is.
     """
 
+    SUMMARY = "softmax self-attention (ViT/DeiT), fused SDPA"
     OPTIONS = {"qkv_bias": True}
     USES_HEADS = True
     SHARES_ATTENTION = True

@@ -33,6 +33,7 @@ class DepthwiseConvMixer(Mixer):
     ``pool``, so it is carried unchanged by the residual (DWNet itself has no cls token).
     """
 
+    SUMMARY = "DWNet local 7x7 depth-wise conv mixer"
     OPTIONS = {"kernel_size": 7}
 
     def __init__(self, dim: int, cfg: MixerConfig, grid: TokenGrid):

@@ -26,6 +26,7 @@ class FNet(Mixer):
     only power-of-two half sizes); deviation from the paper: none.
     """
 
+    SUMMARY = "FNet: real part of a 2-D FFT, no parameters (ViX)"
     OPTIONS: dict = {}
 
     def __init__(self, dim: int, cfg: MixerConfig, grid: TokenGrid):

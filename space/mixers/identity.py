@@ -39,6 +39,7 @@ class IdentityAffine(Mixer):
     trainer's concern, not the mixer's.
     """
 
+    SUMMARY = "RIFormer: no token mixer at inference (affine folded into the norm)"
     OPTIONS: dict = {}
 
     def __init__(self, dim: int, cfg: MixerConfig, grid: TokenGrid):

@@ -35,6 +35,7 @@ class Linformer(Mixer):
     RoPE, when used, rotates keys before the sequence projection.
     """
 
+    SUMMARY = "Linformer: keys/values projected along the sequence to k (ViX)"
     OPTIONS = {"k": 64, "qkv_bias": True}
     USES_HEADS = True
 

@@ -74,6 +74,7 @@ class Nystrom(Mixer):
     ``(k1 Z)(k3 v)`` when ``N > d_h``.
     """
 
+    SUMMARY = "Nystromformer: landmark approximation of softmax attention (ViX)"
     OPTIONS = {"landmarks": 64, "pinv_iters": 6, "conv_kernel": 33, "qkv_bias": True}
     USES_HEADS = True
 

@@ -74,6 +74,7 @@ class Performer(Mixer):
     holds the deployed features).
     """
 
+    SUMMARY = "Performer: FAVOR+ random-feature softmax kernel (ViX)"
     OPTIONS = {"features": 0, "redraw_interval": 0, "qkv_bias": True}
     USES_HEADS = True
 

@@ -18,6 +18,7 @@ class Pool(Mixer):
     neighbours: its mixer output is zero (pool of itself minus itself).
     """
 
+    SUMMARY = "PoolFormer: average pooling minus the input"
     OPTIONS = {"pool_size": 3}
 
     def __init__(self, dim: int, cfg: MixerConfig, grid: TokenGrid):

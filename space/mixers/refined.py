@@ -36,6 +36,7 @@ class RefinedAttention(Mixer):
     rescaling (a block-level trick) and its attention sharing are not part of this mixer.
     """
 
+    SUMMARY = "Refiner: attention maps expanded, convolved and reduced across heads"
     OPTIONS = {"expand": 3, "kernel_size": 3, "qkv_bias": False}
     USES_HEADS = True
 

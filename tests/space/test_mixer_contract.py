@@ -52,3 +52,8 @@ def test_mixer_keeps_token_shape(name):
     mixer = get_mixer(name)(64, cfg, grid)
     x = torch.randn(3, grid.tokens, 64)
     assert mixer(x, ForwardContext(grid=grid)).shape == x.shape
+
+
+@pytest.mark.parametrize("name", list_mixers())
+def test_every_mixer_says_what_it_is(name):
+    assert get_mixer(name).SUMMARY
