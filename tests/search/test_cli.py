@@ -6,6 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vitsearch.search.cli import app
+from vitsearch.space import list_presets
 
 runner = CliRunner()
 
@@ -74,3 +75,13 @@ def test_help_does_not_import_torch():
     code = "import sys, vitsearch.search.cli; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_flops_of_every_preset_deployed_and_train_form(name):
+    deployed = runner.invoke(app, ["flops", name, "--img-size", "32", "--num-classes", "10", "--json"])
+    train = runner.invoke(app, ["flops", name, "--img-size", "32", "--num-classes", "10", "--json", "--train-form"])
+    assert deployed.exit_code == 0 and train.exit_code == 0, deployed.output + train.output
+    deployed, train = json.loads(deployed.stdout), json.loads(train.stdout)
+    assert deployed["form"] == "deployed" and train["form"] == "train"
+    assert deployed["params"] <= train["params"]  # reparameterisation only removes weights
