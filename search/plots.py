@@ -21,6 +21,7 @@ class ParetoInfo(NamedTuple):
     budget_gflops: float
     front: pd.DataFrame  # non-dominated, within budget
     others: pd.DataFrame  # evaluated, dominated or over budget
+    score_label: str  # what the score is: the evaluator's name
 
 
 class HistoryInfo(NamedTuple):
@@ -33,7 +34,8 @@ def _get_pareto_info(trials: pd.DataFrame, budget: int) -> ParetoInfo:
     evaluated = trials[trials["state"] == "COMPLETE"]
     front = pareto_frame(trials)
     others = evaluated.drop(index=front.index, errors="ignore")
-    return ParetoInfo(budget / 1e9, front, others)
+    evaluators = sorted(set(trials["evaluator"])) if "evaluator" in trials else []
+    return ParetoInfo(budget / 1e9, front, others, f"score ({', '.join(evaluators) or 'none'})")
 
 
 def _hover(frame: pd.DataFrame) -> list[str]:
@@ -73,7 +75,7 @@ def _get_pareto_plot(info: ParetoInfo) -> go.Figure:
     fig.update_layout(
         title="Accuracy against complexity",
         xaxis_title="GFLOPs (target profile)",
-        yaxis_title="score (validation accuracy estimate)",
+        yaxis_title=info.score_label,
         template="plotly_white",
     )
     return fig
