@@ -23,7 +23,7 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 run: $(STAMP)
-	$(BIN)/vitsearch flops poolformer_s12
+	$(BIN)/vitsearch run --budget 2GFLOPs
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -223,7 +223,9 @@ def run(
     ] = None,
     max_params: Annotated[str | None, typer.Option("--max-params", help="Parameter cap, e.g. 10M.")] = None,
     sampler: Annotated[str, typer.Option("--sampler", help="tpe, nsga2 or random.")] = "tpe",
-    pruner: Annotated[str, typer.Option("--pruner", help="median, successive_halving, hyperband, none.")] = "median",
+    pruner: Annotated[
+        str, typer.Option("--pruner", help="successive_halving, median, hyperband or none.")
+    ] = "successive_halving",
     seed: Annotated[int, typer.Option("--seed")] = 0,
     out: Annotated[Path | None, typer.Option("--out", help="Run directory (default studies/runs/<study>).")] = None,
     storage: Annotated[

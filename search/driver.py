@@ -25,7 +25,7 @@ import optuna
 
 from vitsearch.evaluators.base import BaseEvaluator, EvaluationFailed
 from vitsearch.evaluators.complexity import analytic_flops
-from vitsearch.evaluators.pruners import make_pruner
+from vitsearch.evaluators.pruners import DEFAULT_PRUNER, make_pruner
 from vitsearch.space import ArchConfig, ConfigError
 from vitsearch.space.search_space import SearchSpace
 
@@ -68,7 +68,7 @@ class SearchConfig:
     seed: int | None = 0
     storage: str | None = None  # any Optuna storage URL; None = in memory
     study_name: str = "vitsearch"
-    pruner: str = "median"
+    pruner: str = DEFAULT_PRUNER  # measured best in evaluators/pruners.py
     params_objective: bool = False
     timeout: float | None = None  # seconds for this invocation
 
