@@ -114,6 +114,20 @@ def mixers() -> None:
 
 
 @app.command()
+def evaluators() -> None:
+    """List the accuracy evaluators and their settings (pass them with --set KEY=VALUE)."""
+    from vitsearch.evaluators.base import get_evaluator_class, list_evaluators
+
+    table = Table(title="evaluators")
+    for column in ("name", "description"):
+        table.add_column(column)
+    for name in list_evaluators():
+        lines = (get_evaluator_class(name).__doc__ or "").strip().splitlines()
+        table.add_row(name, lines[0] if lines else "")
+    console.print(table)
+
+
+@app.command()
 def presets() -> None:
     """List the named architectures."""
     from vitsearch.space.presets import PRESETS, list_presets
