@@ -145,7 +145,7 @@ def presets() -> None:
 # --- search ------------------------------------------------------------------------------------
 
 DEFAULT_SPACE = "full"
-DEFAULT_EVALUATOR = "proxy"
+DEFAULT_EVALUATOR = "proxy"  # the only estimate with rank signal in studies/proxy_fidelity.md
 
 
 def spaces_dir() -> Path:
@@ -229,7 +229,7 @@ def spaces(
 def run(
     budget: Annotated[str, typer.Option("--budget", help="FLOPs budget: 2GFLOPs, 2G, 1.5e9, 750MFLOPs, 750M.")],
     space: Annotated[str, typer.Option("--space", help="A shipped space name or a space YAML file.")] = DEFAULT_SPACE,
-    trials: Annotated[int, typer.Option("--trials", min=1, help="Architectures to evaluate (over resumes).")] = 12,
+    trials: Annotated[int, typer.Option("--trials", min=1, help="Architectures to evaluate (over resumes).")] = 6,
     evaluator: Annotated[str, typer.Option("--evaluator", help="Accuracy estimate, by name.")] = DEFAULT_EVALUATOR,
     data: Annotated[str | None, typer.Option("--data", help="mnist5k, an image folder, cifar10:PATH.")] = None,
     settings: Annotated[

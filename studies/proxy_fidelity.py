@@ -22,14 +22,14 @@ from vitsearch.search.driver import sample_under_budget
 
 ZERO_COST = ["synflow", "naswot", "snip", "grad_norm", "jacob_cov", "dss"]
 PROXIES = {"proxy-1ep": {"epochs": 1, "train_subset": 500}, "proxy-4ep": {"epochs": 4, "train_subset": 1000}}
-REFERENCE = {"epochs": 6, "train_subset": None, "max_seconds": 1200.0}
+REFERENCE = {"epochs": 3, "train_subset": 2000, "max_seconds": 600.0}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="full")
-    parser.add_argument("--budget", default="2G")
-    parser.add_argument("--n", type=int, default=12)
+    parser.add_argument("--budget", default="1G")
+    parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--out", type=Path, default=Path("studies/validate"))
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
