@@ -111,6 +111,18 @@ class Mixer(nn.Module):
         self.opts = {**self.OPTIONS, **dict(cfg.options)}
 
     @classmethod
+    def option(cls, cfg: MixerConfig, key: str) -> Any:
+        """The configured value of option ``key``, or its default."""
+        return dict(cfg.options).get(key, cls.OPTIONS[key])
+
+    @classmethod
+    def require_positive_odd(cls, cfg: MixerConfig, key: str, path: str) -> None:
+        """Kernel-like options must be odd so the window is centred on its token."""
+        value = cls.option(cfg, key)
+        if value < 1 or value % 2 == 0:
+            raise ConfigError(f"{path}.{key}", f"must be a positive odd number, got {value}")
+
+    @classmethod
     def resolve_heads(cls, cfg: MixerConfig, dim: int) -> int:
         """Head count; when unset, head dim 64 as in ViT/DeiT (at least one head)."""
         return cfg.heads if cfg.heads is not None else max(1, dim // 64)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ConfigError, MixerConfig
+from ..config import MixerConfig
 from ..layers import ForwardContext, Mixer, TokenGrid, join_prefix, split_prefix
 from ..registry import register_mixer
 
@@ -49,13 +49,11 @@ class DepthwiseConvMixer(Mixer):
     @classmethod
     def validate(cls, cfg: MixerConfig, dim: int, path: str) -> None:
         super().validate(cfg, dim, path)
-        k = dict(cfg.options).get("kernel_size", cls.OPTIONS["kernel_size"])
-        if k < 1 or k % 2 == 0:
-            raise ConfigError(f"{path}.kernel_size", f"must be a positive odd number, got {k}")
+        cls.require_positive_odd(cfg, "kernel_size", path)
 
     @classmethod
     def flops(cls, dim: int, cfg: MixerConfig, grid: TokenGrid) -> int:
-        k = dict(cfg.options).get("kernel_size", cls.OPTIONS["kernel_size"])
+        k = cls.option(cfg, "kernel_size")
         hw = grid.spatial
         return 2 * hw * dim * dim + hw * dim * k * k + 3 * 2 * hw * dim
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..config import ConfigError, MixerConfig
+from ..config import MixerConfig
 from ..layers import ForwardContext, Mixer, TokenGrid, join_prefix, split_prefix
 from ..registry import register_mixer
 
@@ -28,9 +28,7 @@ class Pool(Mixer):
     @classmethod
     def validate(cls, cfg: MixerConfig, dim: int, path: str) -> None:
         super().validate(cfg, dim, path)
-        size = dict(cfg.options).get("pool_size", cls.OPTIONS["pool_size"])
-        if size < 1 or size % 2 == 0:
-            raise ConfigError(f"{path}.pool_size", f"must be a positive odd number, got {size}")
+        cls.require_positive_odd(cfg, "pool_size", path)
 
     @classmethod
     def flops(cls, dim: int, cfg: MixerConfig, grid: TokenGrid) -> int:
