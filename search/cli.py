@@ -146,6 +146,7 @@ def presets() -> None:
 
 DEFAULT_SPACE = "full"
 DEFAULT_EVALUATOR = "proxy"  # the only estimate with rank signal in studies/proxy_fidelity.md
+DEFAULT_PRUNER = "pareto"  # = evaluators.pruners.DEFAULT_PRUNER (a test checks), kept here so --help skips optuna
 
 
 def spaces_dir() -> Path:
@@ -238,8 +239,13 @@ def run(
     max_params: Annotated[str | None, typer.Option("--max-params", help="Parameter cap, e.g. 10M.")] = None,
     sampler: Annotated[str, typer.Option("--sampler", help="tpe, nsga2 or random.")] = "tpe",
     pruner: Annotated[
-        str, typer.Option("--pruner", help="successive_halving, median, hyperband or none.")
-    ] = "successive_halving",
+        str,
+        typer.Option(
+            "--pruner",
+            help="pareto (stop when a cheaper trial is as accurate at the same epoch), "
+            "successive_halving, median, hyperband or none.",
+        ),
+    ] = DEFAULT_PRUNER,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     out: Annotated[Path | None, typer.Option("--out", help="Run directory (default studies/runs/<study>).")] = None,
     storage: Annotated[

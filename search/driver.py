@@ -25,7 +25,7 @@ import optuna
 
 from vitsearch.evaluators.base import BaseEvaluator, EvaluationFailed
 from vitsearch.evaluators.complexity import analytic_flops
-from vitsearch.evaluators.pruners import DEFAULT_PRUNER, make_pruner
+from vitsearch.evaluators.pruners import COST_ATTR, DEFAULT_PRUNER, make_pruner
 from vitsearch.space import ArchConfig, ConfigError
 from vitsearch.space.search_space import SearchSpace
 
@@ -268,6 +268,7 @@ def _one_trial(
         return outcome
 
     shadow_trial = shadow.ask()
+    shadow_trial.set_user_attr(COST_ATTR, flops)  # what the default dominance pruner compares
     started = time.monotonic()
     result: dict[str, Any] = {"evaluated": True, "shadow_trial": shadow_trial.number}
     state = optuna.trial.TrialState.COMPLETE

@@ -11,7 +11,7 @@ import torch
 from vitsearch.evaluators.base import DivergedError, EvaluationFailed, get_evaluator
 from vitsearch.evaluators.profile import ProxyProfile
 from vitsearch.evaluators.proxy import ProxyEvaluator
-from vitsearch.evaluators.pruners import make_pruner
+from vitsearch.evaluators.pruners import COST_ATTR, DEFAULT_PRUNER, DominancePruner, make_pruner
 from vitsearch.space import get_preset
 
 # 32 px synthetic data (4 classes); target_img_size = img_size keeps the presets' stems as declared.
@@ -111,3 +111,41 @@ def test_global_rng_is_left_alone():
     tiny(epochs=1, train_subset=32).evaluate(get_preset("test_metaformer"))
     assert torch.equal(torch.rand(1), expected)
     assert not math.isnan(expected.item())
+
+
+def _shadow_with(curves: list[tuple[float, list[float]]]) -> optuna.Study:
+    """A single-objective study holding finished trials with a cost and per-epoch values."""
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("pareto"))
+    for cost, values in curves:
+        trial = study.ask()
+        trial.set_user_attr(COST_ATTR, cost)
+        for step, value in enumerate(values):
+            trial.report(value, step)
+        study.tell(trial, values[-1])
+    return study
+
+
+@pytest.mark.parametrize(
+    "cost, values, pruned",
+    [
+        (200.0, [0.9, 0.5], True),  # a cheaper trial was more accurate at epoch 1
+        (200.0, [0.1, 0.7], False),  # beats the cheaper trial at epoch 1
+        (50.0, [0.1, 0.1], False),  # cheaper than everything: a front point whatever its accuracy
+        (200.0, [0.1], False),  # epoch 0 is warm-up
+        (200.0, [0.3, 0.6], False),  # a tie (both at chance, say) is no evidence
+    ],
+)
+def test_pareto_pruner_stops_only_trials_a_cheaper_trial_beats(cost, values, pruned):
+    study = _shadow_with([(100.0, [0.3, 0.6, 0.8])])
+    trial = study.ask()
+    trial.set_user_attr(COST_ATTR, cost)
+    for step, value in enumerate(values):
+        trial.report(value, step)
+    assert trial.should_prune() is pruned
+
+
+def test_pareto_pruner_is_the_default_and_the_cli_agrees():
+    from vitsearch.search import cli
+
+    assert isinstance(make_pruner(), DominancePruner)
+    assert cli.DEFAULT_PRUNER == DEFAULT_PRUNER == "pareto"

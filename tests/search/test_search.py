@@ -13,7 +13,7 @@ from vitsearch.search.budget import parse_flops, parse_params
 from vitsearch.search.driver import SearchConfig, run_search
 from vitsearch.search.live import write_outputs
 from vitsearch.search.plots import _get_history_info, _get_pareto_info, hypervolume_2d
-from vitsearch.search.results import trials_frame
+from vitsearch.search.results import pareto_frame, trials_frame
 from vitsearch.space import ArchConfig, ConfigError
 from vitsearch.space.search_space import SearchSpace
 
@@ -170,3 +170,26 @@ def test_hypervolume_by_hand():
     assert hypervolume_2d([(0.5, 0.5)], 1.0) == pytest.approx(0.25)
     assert hypervolume_2d([(0.5, 0.5), (0.8, 0.9), (0.3, 0.2)], 1.0) == pytest.approx(0.37)
     assert hypervolume_2d([(0.9, 2.0)], 1.0) == 0.0  # over budget adds nothing
+
+
+class CurveEvaluator(CountingEvaluator):
+    """Reports a 3-epoch curve that keeps the final ranking at every epoch, and obeys the pruner."""
+
+    def evaluate(self, arch, trial=None):
+        final = super().evaluate(arch)["score"]
+        for epoch in range(3):
+            trial.report(final * (epoch + 1) / 3, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return {"score": final}
+
+
+def test_pareto_pruning_saves_trials_and_keeps_the_front(toy_space):
+    def front(study):
+        return set(map(tuple, pareto_frame(trials_frame(study))[["score", "flops"]].to_numpy().tolist()))
+
+    pruned = search(toy_space, CurveEvaluator(BUDGET), trials=10, sampler="random", pruner="pareto")
+    full = search(toy_space, CurveEvaluator(BUDGET), trials=10, sampler="random", pruner="none")
+    states = trials_frame(pruned)["state"]
+    assert (states == "PRUNED").any(), "some sampled trial should be dominated early"
+    assert front(pruned) == front(full)
