@@ -325,16 +325,44 @@ def plot(
 @app.command()
 @user_errors
 def export(
-    target: Annotated[str, typer.Argument(help="A run directory or an Optuna storage URL.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Architecture file to write.")],
+    target: Annotated[
+        str, typer.Argument(help="A run directory or an Optuna storage URL (with --deploy also a config or preset).")
+    ],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Architecture file to write (with --deploy: a folder).")
+    ],
     trial: Annotated[int | None, typer.Option("--trial", help="Trial number (default: best within budget).")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="yaml or json (default: by suffix).")] = None,
     study: Annotated[str | None, typer.Option("--study")] = None,
+    deploy: Annotated[
+        bool, typer.Option("--deploy", help="Write the deployed model: arch.yaml, model.safetensors, model.onnx.")
+    ] = False,
+    weights: Annotated[
+        Path | None,
+        typer.Option("--weights", help="With --deploy: safetensors or weights-only torch checkpoint to export."),
+    ] = None,
+    img_size: Annotated[int | None, typer.Option("--img-size", min=1, help="With --deploy: input side.")] = None,
+    num_classes: Annotated[int | None, typer.Option("--num-classes", min=0, help="With --deploy: classes.")] = None,
+    in_chans: Annotated[int | None, typer.Option("--in-chans", min=1, help="With --deploy: input channels.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="With --deploy and no weights: initialisation seed.")] = 0,
+    opset: Annotated[int, typer.Option("--opset", help="With --deploy: ONNX opset (17 to 19).")] = 17,
 ) -> None:
-    """Write one trial's architecture as a config that `build_model` and `vitsearch flops` accept."""
+    """Write one trial's architecture as a config that `build_model` and `vitsearch flops` accept.
+
+    With --deploy, write a folder with the reparameterised model instead: the config, its
+    safetensors weights and an ONNX file checked against onnxruntime.
+    """
+    from vitsearch.space import ConfigError
+
+    if deploy:
+        _export_deploy(target, output, trial, study, weights, img_size, num_classes, in_chans, seed, opset)
+        return
+    extra = {"--weights": weights, "--img-size": img_size, "--num-classes": num_classes, "--in-chans": in_chans}
+    for name, value in extra.items():
+        if value is not None:
+            raise ConfigError(name, "only with --deploy")
     from vitsearch.search.driver import load_study
     from vitsearch.search.results import arch_of, write_atomic
-    from vitsearch.space import ConfigError
 
     fmt = fmt or ("json" if output.suffix == ".json" else "yaml")
     if fmt not in ("yaml", "json"):
@@ -343,6 +371,43 @@ def export(
     write_atomic(output, arch.to_json() if fmt == "json" else arch.to_yaml())
     record = frozen.user_attrs["record"]
     console.print(f"trial {frozen.number}: {record['flops'] / 1e9:.4f} GFLOPs, {record['params']:,} params -> {output}")
+
+
+def _export_deploy(
+    target: str,
+    output: Path,
+    trial: int | None,
+    study: str | None,
+    weights: Path | None,
+    img_size: int | None,
+    num_classes: int | None,
+    in_chans: int | None,
+    seed: int,
+    opset: int,
+) -> None:
+    from vitsearch.search.deploy import export_deployed, resolve_source
+
+    source = resolve_source(target, study, trial)
+    weights = weights or source.weights
+    if weights is None:  # a fresh model is built for the profile the study searched at
+        img_size = img_size or source.profile.get("img_size")
+        num_classes = num_classes if num_classes is not None else source.profile.get("num_classes")
+    result = export_deployed(source.arch, output, weights, img_size, in_chans, num_classes, seed, opset)
+    info = result.info
+    parity = info["parity"]
+    reparam = parity["reparameterized_vs_train_form"]
+    console.print(
+        f"{source.label}: {info['flops'] / 1e9:.4f} GFLOPs, {info['params']:,} params at "
+        f"{info['img_size']}px, weights {info['weights_source']}",
+        highlight=False,
+    )
+    console.print(
+        "parity (max abs diff of logits): "
+        + (f"reparameterised vs training form {reparam:.2e}, " if reparam is not None else "")
+        + f"onnxruntime vs torch {parity['onnxruntime_vs_torch']:.2e}",
+        highlight=False,
+    )
+    console.print("wrote " + ", ".join(p.name for p in result.files) + f" in {output}", highlight=False)
 
 
 @app.command("validate-proxy")

@@ -86,8 +86,8 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle refused (weights_only), truncated file, not a zip...
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-        raise ConfigError(str(path), f"not a safetensors file or a weights-only torch checkpoint ({first})") from None
+        problem = _load_problem(err)
+        raise ConfigError(str(path), f"not a safetensors file or a weights-only torch checkpoint ({problem})") from None
     if not isinstance(blob, Mapping):
         raise ConfigError(str(path), f"expected a state dict or a checkpoint dict, found {type(blob).__name__}")
     meta: dict[str, Any] = dict(blob.get("meta", {})) if isinstance(blob.get("meta"), Mapping) else {}
@@ -104,6 +104,18 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     if bad:
         raise ConfigError(str(path), f"entry {bad[0]!r} is not a tensor: not a state dict")
     return dict(state), meta
+
+
+def _load_problem(err: Exception) -> str:
+    """The informative part of torch.load's error: its WeightsUnpickler line, else its first line."""
+    text = " ".join(str(err).replace("\x1b[1m", "").replace("\x1b[0m", "").split())
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        detail = text.split(marker, 1)[1]
+        for cut in (" Please use", " Check the documentation"):
+            detail = detail.split(cut, 1)[0]
+        return "weights_only refused it: " + detail.strip()[:160]
+    return (text or type(err).__name__)[:160]
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
