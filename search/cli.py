@@ -410,6 +410,158 @@ def _export_deploy(
     console.print("wrote " + ", ".join(p.name for p in result.files) + f" in {output}", highlight=False)
 
 
+@app.command("train")
+@user_errors
+def train_command(
+    arch: ArchArg,
+    data: Annotated[str, typer.Option("--data", help="mnist5k, synthetic, an image folder, cifar10:PATH.")] = "mnist5k",
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 100,
+    img_size: Annotated[int, typer.Option("--img-size", min=1, help="Training resolution (images resized).")] = 224,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
+    lr: Annotated[float, typer.Option("--lr", help="AdamW peak learning rate.")] = 5e-4,
+    weight_decay: Annotated[float, typer.Option("--weight-decay")] = 0.05,
+    warmup_epochs: Annotated[int, typer.Option("--warmup-epochs", min=0)] = 5,
+    mixup: Annotated[float, typer.Option("--mixup", help="Mixup alpha; 0 = off.")] = 0.8,
+    cutmix: Annotated[float, typer.Option("--cutmix", help="CutMix alpha; 0 = off.")] = 1.0,
+    smoothing: Annotated[float, typer.Option("--smoothing", help="Label smoothing.")] = 0.1,
+    ema_decay: Annotated[float, typer.Option("--ema-decay", help="Model EMA decay; 0 = no EMA.")] = 0.9998,
+    grad_clip: Annotated[float | None, typer.Option("--grad-clip", help="Max global grad norm.")] = None,
+    teacher: Annotated[
+        str | None, typer.Option("--teacher", help="Teacher architecture (default: the one in its weights).")
+    ] = None,
+    teacher_weights: Annotated[
+        Path | None, typer.Option("--teacher-weights", help="Teacher checkpoint: enables soft distillation.")
+    ] = None,
+    distill_weight: Annotated[float, typer.Option("--distill-weight", help="a in (1-a) CE + a KD.")] = 0.5,
+    distill_temperature: Annotated[float, typer.Option("--distill-temperature")] = 1.0,
+    imitation_weight: Annotated[
+        float, typer.Option("--imitation-weight", help="RIFormer module imitation weight; 0 = off.")
+    ] = 0.0,
+    from_supernet: Annotated[
+        Path | None, typer.Option("--from-supernet", help="Start from the supernet's inherited weights.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default: <run dir>/train or studies/runs/train-*).")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from last.pt.")] = False,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="torch threads while training.")] = None,
+    train_subset: Annotated[int | None, typer.Option("--train-subset", min=1, help="Training images.")] = None,
+    val_subset: Annotated[int | None, typer.Option("--val-subset", min=1, help="Validation images.")] = None,
+) -> None:
+    """Train one architecture fully (timm recipe: AdamW, cosine, mixup/cutmix, EMA), optionally distilled."""
+    from vitsearch.evaluators.base import EvaluationFailed
+    from vitsearch.search.train import TrainJob, TrainRecipe, train
+    from vitsearch.space import resolve_arch
+
+    config = resolve_arch(arch)
+    recipe = TrainRecipe(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        warmup_epochs=warmup_epochs,
+        label_smoothing=smoothing,
+        mixup=mixup,
+        cutmix=cutmix,
+        ema_decay=ema_decay or None,
+        grad_clip=grad_clip,
+        distill_weight=distill_weight,
+        distill_temperature=distill_temperature,
+        imitation_weight=imitation_weight,
+        train_subset=train_subset,
+        val_subset=val_subset,
+        seed=seed,
+    )
+    job = TrainJob(
+        arch=config,
+        out=out or _default_train_out(arch, config),
+        data=data,
+        img_size=img_size,
+        recipe=recipe,
+        teacher=teacher,
+        teacher_weights=teacher_weights,
+        from_supernet=from_supernet,
+        resume=resume,
+        threads=threads,
+    )
+    try:
+        with _TrainProgress(epochs) as progress:
+            report = train(job, on_step=progress.step, on_epoch=progress.epoch)
+    except EvaluationFailed as err:
+        err_console.print(f"[bold red]training failed:[/] {err.reason}", highlight=False)
+        raise typer.Exit(1) from None
+    table = Table(title=f"{arch} trained {report['epochs']} epochs on {data} at {img_size}px")
+    for column in ("val acc", "val acc (EMA)", "kept", "GFLOPs", "params", "latency (ms, 1 thread)"):
+        table.add_column(column, justify="right")
+    ema_acc = report["val_acc_ema"]
+    table.add_row(
+        f"{report['val_acc']:.4f}",
+        f"{ema_acc:.4f}" if ema_acc is not None else "-",
+        report["weights"],
+        f"{report['flops'] / 1e9:.4f}",
+        f"{report['params']:,}",
+        f"{report['latency_ms']:.2f}",
+    )
+    console.print(table)
+    console.print(f"wrote last.pt, model.safetensors, arch.yaml, report.json in {job.out}", highlight=False)
+
+
+def _default_train_out(arch: str, config) -> Path:
+    # An architecture exported into a run directory trains into <run>/train, where export --deploy finds it.
+    path = Path(arch)
+    if path.is_file() and (path.parent / "study.db").exists():
+        return path.parent / "train"
+    return Path("studies") / "runs" / f"train-{config.digest()}"
+
+
+class _TrainProgress:
+    """A rich progress bar over the steps of each epoch on a terminal; one line per epoch otherwise."""
+
+    def __init__(self, epochs: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.epochs = epochs
+        self.bar = (
+            Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=console,
+            )
+            if console.is_terminal
+            else None
+        )
+        self.task = None
+
+    def __enter__(self) -> _TrainProgress:
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def step(self, epoch: int, step: int, steps: int, loss: float) -> None:
+        if self.bar is None:
+            return
+        if self.task is None:
+            self.task = self.bar.add_task("", total=steps)
+        if step == 0:
+            self.bar.reset(self.task, total=steps)
+        self.bar.update(self.task, completed=step + 1, description=f"epoch {epoch + 1}/{self.epochs} loss {loss:.3f}")
+
+    def epoch(self, record) -> None:
+        ema = f", EMA {record.val_acc_ema:.4f}" if record.val_acc_ema is not None else ""
+        console.print(
+            f"epoch {record.epoch}/{self.epochs}: loss {record.train_loss:.4f}, val acc {record.val_acc:.4f}{ema}, "
+            f"lr {record.lr:.2e}, {record.seconds:.1f}s",
+            highlight=False,
+        )
+
+
 @app.command("validate-proxy")
 @user_errors
 def validate_proxy_command(
