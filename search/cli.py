@@ -249,6 +249,14 @@ def run(
     params_objective: Annotated[bool, typer.Option("--params-objective", help="Also minimise params.")] = False,
     img_size: ImgSize = 224,
     num_classes: NumClasses = 1000,
+    max_latency: Annotated[
+        str | None, typer.Option("--max-latency", help="Latency cap on this machine, e.g. 15ms (deployed, batch 1).")
+    ] = None,
+    latency_objective: Annotated[
+        bool, typer.Option("--latency-objective", help="Also minimise latency measured on this machine.")
+    ] = False,
+    latency_backend: Annotated[str, typer.Option("--latency-backend", help="torch or onnxruntime.")] = "torch",
+    latency_threads: Annotated[int, typer.Option("--latency-threads", min=1, help="Threads when timing.")] = 1,
 ) -> None:
     """Search a space for the most accurate architectures within a FLOPs budget."""
     from vitsearch.search.budget import parse_flops, parse_params
@@ -281,8 +289,23 @@ def run(
         study_name=study_name,
         pruner=pruner,
         params_objective=params_objective,
+        **_latency_options(max_latency, latency_objective, latency_backend, latency_threads),
     )
     run_with_progress(config, out, console)
+
+
+def _latency_options(max_latency: str | None, objective: bool, backend: str, threads: int) -> dict[str, Any]:
+    from vitsearch.evaluators.latency import LatencySettings, list_backends
+    from vitsearch.search.budget import parse_latency_ms
+    from vitsearch.space import ConfigError
+
+    if backend not in list_backends():
+        raise ConfigError("--latency-backend", f"unknown {backend!r} (choose from {', '.join(list_backends())})")
+    return {
+        "max_latency_ms": parse_latency_ms(max_latency) if max_latency is not None else None,
+        "latency_objective": objective,
+        "latency": LatencySettings(backend=backend, threads=threads),
+    }
 
 
 @app.command()
