@@ -66,10 +66,10 @@ def _torch_backend(model: nn.Module, images: torch.Tensor, threads: int) -> Runn
 
 @register_backend("onnxruntime")
 def _onnxruntime_backend(model: nn.Module, images: torch.Tensor, threads: int) -> Runner:
-    from vitsearch.space.onnx_export import INPUT, export_onnx, onnx_session
+    from vitsearch.space.onnx_export import INPUT, export_onnx_module, onnx_session
 
     with tempfile.TemporaryDirectory(prefix="vitsearch-latency-") as tmp:
-        path = export_onnx(model, Path(tmp) / "model.onnx", images.shape[-1], images.shape[1])
+        path = export_onnx_module(model, images[:1], Path(tmp) / "model.onnx")
         session = onnx_session(path, threads)  # the session holds the graph; the file can go
     feed = {INPUT: images.numpy()}
     return lambda: session.run(None, feed)
@@ -134,11 +134,28 @@ def measure_latency(
     img_size = img_size or getattr(model, "img_size", 224)
     in_chans = in_chans or getattr(model, "in_chans", 3)
     images = torch.randn(batch, in_chans, img_size, img_size, generator=torch.Generator().manual_seed(0))
-    was_training = model.training
-    model.eval()
+    return measure_module_latency(model, images, threads, backend, warmup=warmup, repeats=repeats)
+
+
+def measure_module_latency(
+    module: nn.Module,
+    inputs: torch.Tensor,
+    threads: int = 1,
+    backend: str = "torch",
+    warmup: int = 5,
+    repeats: int = 20,
+) -> Latency:
+    """``measure_latency`` for any one-input module and a given input (its first axis is the batch).
+
+    ``img_size`` of the result is the input's last axis (the image side, or the width of tokens).
+    """
+    if backend not in _BACKENDS:
+        raise ValueError(f"latency backend: unknown {backend!r} (choose from {', '.join(list_backends())})")
+    was_training = module.training
+    module.eval()
     try:
         with torch_threads(threads):
-            run = _BACKENDS[backend](model, images, threads)
+            run = _BACKENDS[backend](module, inputs, threads)
             for _ in range(warmup):
                 run()
             times = []
@@ -147,7 +164,7 @@ def measure_latency(
                 run()
                 times.append((time.perf_counter() - start) * 1e3)
     finally:
-        model.train(was_training)
+        module.train(was_training)
     q1, _, q3 = statistics.quantiles(times, n=4) if len(times) > 1 else (times[0],) * 3
     return Latency(
         median_ms=statistics.median(times),
@@ -155,9 +172,9 @@ def measure_latency(
         q3_ms=q3,
         min_ms=min(times),
         backend=backend,
-        batch=batch,
+        batch=inputs.shape[0],
         threads=threads,
-        img_size=img_size,
+        img_size=inputs.shape[-1],
         repeats=repeats,
         warmup=warmup,
     )

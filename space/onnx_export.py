@@ -75,13 +75,18 @@ def export_onnx(model: nn.Module, path: str | Path, img_size: int, in_chans: int
         in_chans: input channels.
         opset: ONNX opset, 17 to 19.
     """
+    return export_onnx_module(model, torch.zeros(1, in_chans, img_size, img_size), path, opset)
+
+
+def export_onnx_module(module: nn.Module, example: torch.Tensor, path: str | Path, opset: int = OPSET) -> Path:
+    """Trace any one-input module on ``example`` (first axis dynamic) to ``path``; see ``export_onnx``."""
+    model, x = module, example
     if opset not in OPSETS:
         raise ConfigError("--opset", f"{opset} is not supported (choose {OPSETS.start} to {OPSETS.stop - 1})")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     was_training = model.training
     model.eval()
-    x = torch.zeros(1, in_chans, img_size, img_size)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".onnx", dir=path.parent)
     os.close(fd)
     try:
