@@ -23,9 +23,9 @@ from typing import Any
 
 import optuna
 
+from vitsearch.evaluators import latency as timing
 from vitsearch.evaluators.base import BaseEvaluator, EvaluationFailed
 from vitsearch.evaluators.complexity import analytic_flops
-from vitsearch.evaluators.latency import LatencySettings, arch_latency_ms
 from vitsearch.evaluators.pruners import DEFAULT_PRUNER, make_pruner
 from vitsearch.space import ArchConfig, ConfigError
 from vitsearch.space.search_space import SearchSpace
@@ -74,7 +74,7 @@ class SearchConfig:
     timeout: float | None = None  # seconds for this invocation
     max_latency_ms: float | None = None  # latency cap measured on this machine (see LatencyGate)
     latency_objective: bool = False  # also minimise the measured latency
-    latency: LatencySettings = field(default_factory=LatencySettings)
+    latency: timing.LatencySettings = field(default_factory=timing.LatencySettings)
 
     @property
     def directions(self) -> list[str]:
@@ -179,7 +179,7 @@ class LatencyGate:
     """Latency of candidates that passed the FLOPs and params checks, measured once per architecture.
 
     Measured on the machine running the search, at the target profile, in the deployed form
-    (``arch_latency_ms``). The cache is keyed by architecture digest and filled from the
+    (``timing.arch_latency_ms``). The cache is keyed by architecture digest and filled from the
     study's earlier trials measured with the same settings, so a resumed study or a resampled
     architecture costs no second measurement.
     """
@@ -197,7 +197,7 @@ class LatencyGate:
         digest = arch.digest()
         if digest not in self.cache:
             c = self.config
-            self.cache[digest] = arch_latency_ms(arch, c.img_size, c.in_chans, c.num_classes, c.latency)
+            self.cache[digest] = timing.arch_latency_ms(arch, c.img_size, c.in_chans, c.num_classes, c.latency)
         return self.cache[digest]
 
     def apply(self, arch: ArchConfig, over: list[float]) -> float | None:

@@ -60,7 +60,7 @@ def test_gate_measures_only_feasible_candidates_once_and_adds_the_constraint(mon
         calls.append(arch.digest())
         return 20.0
 
-    monkeypatch.setattr("vitsearch.search.driver.arch_latency_ms", fake)
+    monkeypatch.setattr("vitsearch.evaluators.latency.arch_latency_ms", fake)
     config = _config(max_latency_ms=15.0)
     gate = LatencyGate(config, optuna.create_study())
     arch = SearchSpace.from_dict(TINY_SPACE).smallest(32, 10)
