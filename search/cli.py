@@ -497,7 +497,7 @@ def train_command(
         seed=seed,
     )
     job = TrainJob(
-        arch=config,
+        arch=arch,  # the name or path as given: the report quotes it
         out=out or _default_train_out(arch, config),
         data=data,
         img_size=img_size,
