@@ -35,6 +35,21 @@ def parse_params(text: str | float | int, field: str = "--max-params") -> int:
     return parse_amount(text, field, ("params", "param", "p"), "10M, 5.5M, 2e6")
 
 
+_TIME = re.compile(r"^\s*(?P<num>\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+)\s*(?P<unit>ms|s|us|µs)?\s*$")
+_TIME_SCALE = {None: 1.0, "ms": 1.0, "s": 1e3, "us": 1e-3, "µs": 1e-3}
+
+
+def parse_latency_ms(text: str | float | int, field: str = "--max-latency") -> float:
+    """``'15ms'`` -> 15.0; a bare number is milliseconds; ``s`` and ``us`` are accepted too."""
+    match = _TIME.match(str(text))
+    if match is None:
+        raise ValueError(f"{field}: cannot read {text!r} (examples: 15ms, 15, 0.015s, 1500us)")
+    value = float(match["num"]) * _TIME_SCALE[match["unit"]]
+    if not value > 0:
+        raise ValueError(f"{field}: must be positive, got {text!r}")
+    return value
+
+
 def format_flops(flops: float) -> str:
     return f"{flops / 1e9:.3f} GFLOPs" if flops >= 1e8 else f"{flops / 1e6:.1f} MFLOPs"
 

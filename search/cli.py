@@ -256,6 +256,14 @@ def run(
     params_objective: Annotated[bool, typer.Option("--params-objective", help="Also minimise params.")] = False,
     img_size: ImgSize = 224,
     num_classes: NumClasses = 1000,
+    max_latency: Annotated[
+        str | None, typer.Option("--max-latency", help="Latency cap on this machine, e.g. 15ms (deployed, batch 1).")
+    ] = None,
+    latency_objective: Annotated[
+        bool, typer.Option("--latency-objective", help="Also minimise latency measured on this machine.")
+    ] = False,
+    latency_backend: Annotated[str, typer.Option("--latency-backend", help="torch or onnxruntime.")] = "torch",
+    latency_threads: Annotated[int, typer.Option("--latency-threads", min=1, help="Threads when timing.")] = 1,
 ) -> None:
     """Search a space for the most accurate architectures within a FLOPs budget."""
     from vitsearch.search.budget import parse_flops, parse_params
@@ -288,8 +296,23 @@ def run(
         study_name=study_name,
         pruner=pruner,
         params_objective=params_objective,
+        **_latency_options(max_latency, latency_objective, latency_backend, latency_threads),
     )
     run_with_progress(config, out, console)
+
+
+def _latency_options(max_latency: str | None, objective: bool, backend: str, threads: int) -> dict[str, Any]:
+    from vitsearch.evaluators.latency import LatencySettings, list_backends
+    from vitsearch.search.budget import parse_latency_ms
+    from vitsearch.space import ConfigError
+
+    if backend not in list_backends():
+        raise ConfigError("--latency-backend", f"unknown {backend!r} (choose from {', '.join(list_backends())})")
+    return {
+        "max_latency_ms": parse_latency_ms(max_latency) if max_latency is not None else None,
+        "latency_objective": objective,
+        "latency": LatencySettings(backend=backend, threads=threads),
+    }
 
 
 @app.command()
@@ -332,16 +355,44 @@ def plot(
 @app.command()
 @user_errors
 def export(
-    target: Annotated[str, typer.Argument(help="A run directory or an Optuna storage URL.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Architecture file to write.")],
+    target: Annotated[
+        str, typer.Argument(help="A run directory or an Optuna storage URL (with --deploy also a config or preset).")
+    ],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Architecture file to write (with --deploy: a folder).")
+    ],
     trial: Annotated[int | None, typer.Option("--trial", help="Trial number (default: best within budget).")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="yaml or json (default: by suffix).")] = None,
     study: Annotated[str | None, typer.Option("--study")] = None,
+    deploy: Annotated[
+        bool, typer.Option("--deploy", help="Write the deployed model: arch.yaml, model.safetensors, model.onnx.")
+    ] = False,
+    weights: Annotated[
+        Path | None,
+        typer.Option("--weights", help="With --deploy: safetensors or weights-only torch checkpoint to export."),
+    ] = None,
+    img_size: Annotated[int | None, typer.Option("--img-size", min=1, help="With --deploy: input side.")] = None,
+    num_classes: Annotated[int | None, typer.Option("--num-classes", min=0, help="With --deploy: classes.")] = None,
+    in_chans: Annotated[int | None, typer.Option("--in-chans", min=1, help="With --deploy: input channels.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="With --deploy and no weights: initialisation seed.")] = 0,
+    opset: Annotated[int, typer.Option("--opset", help="With --deploy: ONNX opset (17 to 19).")] = 17,
 ) -> None:
-    """Write one trial's architecture as a config that `build_model` and `vitsearch flops` accept."""
+    """Write one trial's architecture as a config that `build_model` and `vitsearch flops` accept.
+
+    With --deploy, write a folder with the reparameterised model instead: the config, its
+    safetensors weights and an ONNX file checked against onnxruntime.
+    """
+    from vitsearch.space import ConfigError
+
+    if deploy:
+        _export_deploy(target, output, trial, study, weights, img_size, num_classes, in_chans, seed, opset)
+        return
+    extra = {"--weights": weights, "--img-size": img_size, "--num-classes": num_classes, "--in-chans": in_chans}
+    for name, value in extra.items():
+        if value is not None:
+            raise ConfigError(name, "only with --deploy")
     from vitsearch.search.driver import load_study
     from vitsearch.search.results import arch_of, write_atomic
-    from vitsearch.space import ConfigError
 
     fmt = fmt or ("json" if output.suffix == ".json" else "yaml")
     if fmt not in ("yaml", "json"):
@@ -350,6 +401,195 @@ def export(
     write_atomic(output, arch.to_json() if fmt == "json" else arch.to_yaml())
     record = frozen.user_attrs["record"]
     console.print(f"trial {frozen.number}: {record['flops'] / 1e9:.4f} GFLOPs, {record['params']:,} params -> {output}")
+
+
+def _export_deploy(
+    target: str,
+    output: Path,
+    trial: int | None,
+    study: str | None,
+    weights: Path | None,
+    img_size: int | None,
+    num_classes: int | None,
+    in_chans: int | None,
+    seed: int,
+    opset: int,
+) -> None:
+    from vitsearch.search.deploy import export_deployed, resolve_source
+
+    source = resolve_source(target, study, trial)
+    weights = weights or source.weights
+    if weights is None:  # a fresh model is built for the profile the study searched at
+        img_size = img_size or source.profile.get("img_size")
+        num_classes = num_classes if num_classes is not None else source.profile.get("num_classes")
+    result = export_deployed(source.arch, output, weights, img_size, in_chans, num_classes, seed, opset)
+    info = result.info
+    parity = info["parity"]
+    reparam = parity["reparameterized_vs_train_form"]
+    console.print(
+        f"{source.label}: {info['flops'] / 1e9:.4f} GFLOPs, {info['params']:,} params at "
+        f"{info['img_size']}px, weights {info['weights_source']}",
+        highlight=False,
+    )
+    console.print(
+        "parity (max abs diff of logits): "
+        + (f"reparameterised vs training form {reparam:.2e}, " if reparam is not None else "")
+        + f"onnxruntime vs torch {parity['onnxruntime_vs_torch']:.2e}",
+        highlight=False,
+    )
+    console.print("wrote " + ", ".join(p.name for p in result.files) + f" in {output}", highlight=False)
+
+
+@app.command("train")
+@user_errors
+def train_command(
+    arch: ArchArg,
+    data: Annotated[str, typer.Option("--data", help="mnist5k, synthetic, an image folder, cifar10:PATH.")] = "mnist5k",
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 100,
+    img_size: Annotated[int, typer.Option("--img-size", min=1, help="Training resolution (images resized).")] = 224,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
+    lr: Annotated[float, typer.Option("--lr", help="AdamW peak learning rate.")] = 5e-4,
+    weight_decay: Annotated[float, typer.Option("--weight-decay")] = 0.05,
+    warmup_epochs: Annotated[int, typer.Option("--warmup-epochs", min=0)] = 5,
+    mixup: Annotated[float, typer.Option("--mixup", help="Mixup alpha; 0 = off.")] = 0.8,
+    cutmix: Annotated[float, typer.Option("--cutmix", help="CutMix alpha; 0 = off.")] = 1.0,
+    smoothing: Annotated[float, typer.Option("--smoothing", help="Label smoothing.")] = 0.1,
+    ema_decay: Annotated[float, typer.Option("--ema-decay", help="Model EMA decay; 0 = no EMA.")] = 0.9998,
+    grad_clip: Annotated[float | None, typer.Option("--grad-clip", help="Max global grad norm.")] = None,
+    teacher: Annotated[
+        str | None, typer.Option("--teacher", help="Teacher architecture (default: the one in its weights).")
+    ] = None,
+    teacher_weights: Annotated[
+        Path | None, typer.Option("--teacher-weights", help="Teacher checkpoint: enables soft distillation.")
+    ] = None,
+    distill_weight: Annotated[float, typer.Option("--distill-weight", help="a in (1-a) CE + a KD.")] = 0.5,
+    distill_temperature: Annotated[float, typer.Option("--distill-temperature")] = 1.0,
+    imitation_weight: Annotated[
+        float, typer.Option("--imitation-weight", help="RIFormer module imitation weight; 0 = off.")
+    ] = 0.0,
+    from_supernet: Annotated[
+        Path | None, typer.Option("--from-supernet", help="Start from the supernet's inherited weights.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default: <run dir>/train or studies/runs/train-*).")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from last.pt.")] = False,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="torch threads while training.")] = None,
+    train_subset: Annotated[int | None, typer.Option("--train-subset", min=1, help="Training images.")] = None,
+    val_subset: Annotated[int | None, typer.Option("--val-subset", min=1, help="Validation images.")] = None,
+) -> None:
+    """Train one architecture fully (timm recipe: AdamW, cosine, mixup/cutmix, EMA), optionally distilled."""
+    from vitsearch.evaluators.base import EvaluationFailed
+    from vitsearch.search.train import TrainJob, TrainRecipe, train
+    from vitsearch.space import resolve_arch
+
+    config = resolve_arch(arch)
+    recipe = TrainRecipe(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        warmup_epochs=warmup_epochs,
+        label_smoothing=smoothing,
+        mixup=mixup,
+        cutmix=cutmix,
+        ema_decay=ema_decay or None,
+        grad_clip=grad_clip,
+        distill_weight=distill_weight,
+        distill_temperature=distill_temperature,
+        imitation_weight=imitation_weight,
+        train_subset=train_subset,
+        val_subset=val_subset,
+        seed=seed,
+    )
+    job = TrainJob(
+        arch=arch,  # the name or path as given: the report quotes it
+        out=out or _default_train_out(arch, config),
+        data=data,
+        img_size=img_size,
+        recipe=recipe,
+        teacher=teacher,
+        teacher_weights=teacher_weights,
+        from_supernet=from_supernet,
+        resume=resume,
+        threads=threads,
+    )
+    try:
+        with _TrainProgress(epochs) as progress:
+            report = train(job, on_step=progress.step, on_epoch=progress.epoch)
+    except EvaluationFailed as err:
+        err_console.print(f"[bold red]training failed:[/] {err.reason}", highlight=False)
+        raise typer.Exit(1) from None
+    table = Table(title=f"{arch} trained {report['epochs']} epochs on {data} at {img_size}px")
+    for column in ("val acc", "val acc (EMA)", "kept", "GFLOPs", "params", "latency (ms, 1 thread)"):
+        table.add_column(column, justify="right")
+    ema_acc = report["val_acc_ema"]
+    table.add_row(
+        f"{report['val_acc']:.4f}",
+        f"{ema_acc:.4f}" if ema_acc is not None else "-",
+        report["weights"],
+        f"{report['flops'] / 1e9:.4f}",
+        f"{report['params']:,}",
+        f"{report['latency_ms']:.2f}",
+    )
+    console.print(table)
+    console.print(f"wrote last.pt, model.safetensors, arch.yaml, report.json in {job.out}", highlight=False)
+
+
+def _default_train_out(arch: str, config) -> Path:
+    # An architecture exported into a run directory trains into <run>/train, where export --deploy finds it.
+    path = Path(arch)
+    if path.is_file() and (path.parent / "study.db").exists():
+        return path.parent / "train"
+    return Path("studies") / "runs" / f"train-{config.digest()}"
+
+
+class _TrainProgress:
+    """A rich progress bar over the steps of each epoch on a terminal; one line per epoch otherwise."""
+
+    def __init__(self, epochs: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.epochs = epochs
+        self.bar = (
+            Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=console,
+            )
+            if console.is_terminal
+            else None
+        )
+        self.task = None
+
+    def __enter__(self) -> _TrainProgress:
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def step(self, epoch: int, step: int, steps: int, loss: float) -> None:
+        if self.bar is None:
+            return
+        if self.task is None:
+            self.task = self.bar.add_task("", total=steps)
+        if step == 0:
+            self.bar.reset(self.task, total=steps)
+        self.bar.update(self.task, completed=step + 1, description=f"epoch {epoch + 1}/{self.epochs} loss {loss:.3f}")
+
+    def epoch(self, record) -> None:
+        ema = f", EMA {record.val_acc_ema:.4f}" if record.val_acc_ema is not None else ""
+        console.print(
+            f"epoch {record.epoch}/{self.epochs}: loss {record.train_loss:.4f}, val acc {record.val_acc:.4f}{ema}, "
+            f"lr {record.lr:.2e}, {record.seconds:.1f}s",
+            highlight=False,
+        )
 
 
 @app.command("validate-proxy")

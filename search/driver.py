@@ -23,6 +23,7 @@ from typing import Any
 
 import optuna
 
+from vitsearch.evaluators import latency as timing
 from vitsearch.evaluators.base import BaseEvaluator, EvaluationFailed
 from vitsearch.evaluators.complexity import analytic_flops
 from vitsearch.evaluators.pruners import COST_ATTR, DEFAULT_PRUNER, make_pruner
@@ -71,10 +72,18 @@ class SearchConfig:
     pruner: str = DEFAULT_PRUNER  # measured best in evaluators/pruners.py
     params_objective: bool = False
     timeout: float | None = None  # seconds for this invocation
+    max_latency_ms: float | None = None  # latency cap measured on this machine (see LatencyGate)
+    latency_objective: bool = False  # also minimise the measured latency
+    latency: timing.LatencySettings = field(default_factory=timing.LatencySettings)
 
     @property
     def directions(self) -> list[str]:
-        return ["maximize", "minimize"] + (["minimize"] if self.params_objective else [])
+        extra = (["minimize"] if self.params_objective else []) + (["minimize"] if self.latency_objective else [])
+        return ["maximize", "minimize"] + extra
+
+    @property
+    def measures_latency(self) -> bool:
+        return self.max_latency_ms is not None or self.latency_objective
 
 
 @dataclass
@@ -156,11 +165,49 @@ def _study_signature(config: SearchConfig) -> dict[str, Any]:
         "evaluator": config.evaluator.name,
         "evaluator_settings": json.loads(json.dumps(config.evaluator.settings(), default=str)),
         "objectives": config.directions,
+        # absent (None) when latency plays no part, so studies from before these keys resume as they were
+        "max_latency_ms": config.max_latency_ms,
+        "latency": config.latency.to_dict() if config.measures_latency else None,
     }
 
 
 def evaluated_count(study: optuna.Study) -> int:
     return sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get("result", {}).get("evaluated"))
+
+
+class LatencyGate:
+    """Latency of candidates that passed the FLOPs and params checks, measured once per architecture.
+
+    Measured on the machine running the search, at the target profile, in the deployed form
+    (``timing.arch_latency_ms``). The cache is keyed by architecture digest and filled from the
+    study's earlier trials measured with the same settings, so a resumed study or a resampled
+    architecture costs no second measurement.
+    """
+
+    def __init__(self, config: SearchConfig, study: optuna.Study):
+        self.config = config
+        self.settings = config.latency.to_dict()
+        self.cache: dict[str, float] = {}
+        for t in study.get_trials(deepcopy=False):
+            record = t.user_attrs.get("record", {})
+            if record.get("latency_ms") is not None and record.get("latency_settings") == self.settings:
+                self.cache[record["digest"]] = float(record["latency_ms"])
+
+    def measure(self, arch: ArchConfig) -> float:
+        digest = arch.digest()
+        if digest not in self.cache:
+            c = self.config
+            self.cache[digest] = timing.arch_latency_ms(arch, c.img_size, c.in_chans, c.num_classes, c.latency)
+        return self.cache[digest]
+
+    def apply(self, arch: ArchConfig, over: list[float]) -> float | None:
+        """Measure when ``over`` (FLOPs, params) is feasible; append the latency constraint to it."""
+        if max(over) > 0:
+            return None  # never built: the cheap checks already rejected it
+        latency = self.measure(arch)
+        if self.config.max_latency_ms is not None:
+            over.append((latency - self.config.max_latency_ms) / self.config.max_latency_ms)
+        return latency
 
 
 class _PruningTrial:
@@ -199,12 +246,13 @@ def run_search(config: SearchConfig, on_trial: Callable[[TrialOutcome, optuna.St
     )
     result = SearchResult(study=study, config=config)
     seen = _completed_by_digest(study)
+    gate = LatencyGate(config, study) if config.measures_latency else None
     rejected_in_a_row = 0
     started = time.monotonic()
     while evaluated_count(study) < config.trials:
         if config.timeout is not None and time.monotonic() - started > config.timeout:
             break
-        outcome = _one_trial(config, study, shadow, seen)
+        outcome = _one_trial(config, study, shadow, seen, gate)
         result.outcomes.append(outcome)
         rejected_in_a_row = rejected_in_a_row + 1 if outcome.state in ("REJECTED", "DUPLICATE") else 0
         if on_trial is not None:
@@ -226,7 +274,11 @@ def _completed_by_digest(study: optuna.Study) -> dict[str, optuna.trial.FrozenTr
 
 
 def _one_trial(
-    config: SearchConfig, study: optuna.Study, shadow: optuna.Study, seen: dict[str, optuna.trial.FrozenTrial]
+    config: SearchConfig,
+    study: optuna.Study,
+    shadow: optuna.Study,
+    seen: dict[str, optuna.trial.FrozenTrial],
+    gate: LatencyGate | None = None,
 ) -> TrialOutcome:
     # Each user attr is a storage round trip (an fsync with SQLite): three per trial, not one per field.
     trial = study.ask()
@@ -240,6 +292,8 @@ def _one_trial(
     over = [(flops - config.budget) / config.budget]
     if config.max_params is not None:
         over.append((params - config.max_params) / config.max_params)
+    within_flops = max(over) <= 0
+    latency_ms = gate.apply(arch, over) if gate is not None else None
     trial.set_user_attr("arch", arch.to_dict())
     trial.set_user_attr(
         "record",
@@ -250,15 +304,18 @@ def _one_trial(
             "constraint": over,
             "evaluator": config.evaluator.name,
             "evaluator_settings": json.loads(json.dumps(config.evaluator.settings(), default=str)),
+            **_latency_record(gate, latency_ms),
         },
     )
     objectives = [flops] + ([params] if config.params_objective else [])
+    if config.latency_objective:  # unmeasured (rejected by FLOPs): worst possible, and infeasible anyway
+        objectives.append(latency_ms if latency_ms is not None else math.inf)
     outcome = TrialOutcome(trial.number, "COMPLETE", arch, flops, params)
 
     if max(over) > 0:  # never built, never trained
         trial.set_user_attr("result", {"over_budget": True})
         study.tell(trial, [0.0, *objectives])
-        outcome.state, outcome.reason = "REJECTED", "over budget"
+        outcome.state, outcome.reason = "REJECTED", "over budget" if not within_flops else "over latency"
         return outcome
     if arch.digest() in seen:
         previous = seen[arch.digest()]
@@ -298,6 +355,12 @@ def _one_trial(
         study.tell(trial, state=state)
         shadow.tell(shadow_trial, state=state)
     return outcome
+
+
+def _latency_record(gate: LatencyGate | None, latency_ms: float | None) -> dict[str, Any]:
+    if gate is None or latency_ms is None:
+        return {}
+    return {"latency_ms": latency_ms, "latency_settings": gate.settings}
 
 
 def load_study(out_or_storage: str | Path, study_name: str | None = None) -> optuna.Study:

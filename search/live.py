@@ -17,21 +17,33 @@ from .plots import write_plots
 from .results import arch_of, best_trial, pareto_frame, trials_frame, write_atomic
 
 
+def front_objectives(config: SearchConfig) -> tuple[str, ...]:
+    """The minimised columns of the front: FLOPs, plus params and latency when they are objectives."""
+    return (
+        ("flops",)
+        + (("params",) if config.params_objective else ())
+        + (("latency_ms",) if config.latency_objective else ())
+    )
+
+
 def pareto_table(front: pd.DataFrame, title: str = "Pareto front (within budget)") -> Table:
     table = Table(title=title)
-    for column in ("trial", "score", "GFLOPs", "params", "architecture"):
+    latency = "latency_ms" in front and front["latency_ms"].notna().any()
+    columns = ("trial", "score", "GFLOPs", "params") + (("latency ms",) if latency else ()) + ("architecture",)
+    for column in columns:
         table.add_column(column, justify="right" if column != "architecture" else "left")
     for row in front.itertuples():
-        table.add_row(
-            str(row.trial), f"{row.score:.4f}", f"{row.gflops:.3f}", f"{row.params / 1e6:.2f}M", row.architecture
-        )
+        cells = [str(row.trial), f"{row.score:.4f}", f"{row.gflops:.3f}", f"{row.params / 1e6:.2f}M"]
+        if latency:
+            cells.append(f"{row.latency_ms:.2f}" if pd.notna(row.latency_ms) else "-")
+        table.add_row(*cells, row.architecture)
     return table
 
 
 def write_outputs(study: optuna.Study, config: SearchConfig, out: Path, plots: bool = True) -> list[Path]:
     """trials.csv, pareto.csv, best.yaml and (optionally) the HTML pages, each written atomically."""
     trials = trials_frame(study)
-    front = pareto_frame(trials)
+    front = pareto_frame(trials, front_objectives(config))
     written = [out / "trials.csv", out / "pareto.csv"]
     write_atomic(written[0], trials.to_csv(index=False))
     write_atomic(written[1], front.to_csv(index=False))
@@ -121,7 +133,7 @@ def run_with_progress(config: SearchConfig, out: Path, console: Console) -> None
     finally:  # an interrupted run still leaves consistent files for what it finished
         study = open_study(config)
         written = write_outputs(study, config, out)
-        front = pareto_frame(trials_frame(study))
+        front = pareto_frame(trials_frame(study), front_objectives(config))
         if not front.empty:
             console.print(pareto_table(front))
         console.print("wrote " + ", ".join(p.name for p in written) + f" in {out}")

@@ -66,6 +66,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
                 "duplicate_of": result.get("duplicate_of"),
                 "fail_reason": result.get("fail_reason"),
                 "evaluator": record["evaluator"],
+                "latency_ms": record.get("latency_ms"),  # measured only by searches with a latency setting
             }
         )
     frame = pd.DataFrame(rows)

@@ -12,6 +12,7 @@ from .registry import (
     register_downsample,
     register_mixer,
 )
+from .timm_model import vitsearch as _timm_entrypoint  # noqa: F401  registers timm.create_model("vitsearch")
 
 __all__ = [
     "ArchConfig",

@@ -1,0 +1,543 @@
+"""``vitsearch train``: full training of one architecture on timm's training utilities.
+
+Recipe (DeiT's, through timm): AdamW with no weight decay on norms and biases
+(``create_optimizer_v2``), cosine schedule stepped per update after a linear warm-up
+(``create_scheduler_v2``), mixup / cutmix with label smoothing (``Mixup`` and
+``SoftTargetCrossEntropy``; without mixing, ``LabelSmoothingCrossEntropy``), an EMA of the
+weights (``ModelEmaV3`` with its decay warm-up, so short runs get a useful average), optional
+global grad-norm clipping.
+
+Distillation (RIFormer trains its mixer-free models this way): with a teacher (an
+architecture plus its weights) the loss is ``(1 - a) * CE + a * T^2 * KL(teacher || student)``
+on temperature-``T`` softmaxes (soft distillation). With ``imitation_weight > 0`` it adds
+RIFormer's module imitation, block by block: the mean squared difference of the token
+mixer's inputs, of its outputs, and of the token relation matrices of the outputs (cosine
+similarities between tokens), equally weighted; student and teacher need the same stages,
+depths and widths. Deviation: RIFormer weighs the three terms separately; here one weight scales their sum.
+
+Outputs in ``out``: ``last.pt`` (the full training state after every epoch, written
+atomically; ``resume=True`` continues from it), ``model.safetensors`` (the better of the
+trained and the EMA weights at the end, training form, self-describing metadata),
+``arch.yaml`` and ``report.json`` (accuracy, FLOPs, params and latency of the deployed model
+at the training profile). Every epoch reseeds data order, mixup and torch from
+``seed + epoch``, so a resumed run continues exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vitsearch.evaluators.base import DivergedError
+from vitsearch.evaluators.data import DatasetInfo, load_dataset, materialize, stratified_subset
+from vitsearch.space import ArchConfig, ConfigError, build_model, resolve_arch
+from vitsearch.space.weights import load_state, model_from_weights, save_weights
+
+from .results import write_atomic
+
+CHECKPOINT, WEIGHTS, REPORT, ARCH_FILE = "last.pt", "model.safetensors", "report.json", "arch.yaml"
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """Everything that changes the trained weights; recorded in the checkpoint and the report."""
+
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 5e-4  # AdamW peak learning rate
+    weight_decay: float = 0.05
+    warmup_epochs: int = 5  # linear warm-up from warmup_lr, then cosine to min_lr
+    warmup_lr: float = 1e-6
+    min_lr: float = 1e-5
+    label_smoothing: float = 0.1
+    mixup: float = 0.8  # mixup alpha (DeiT); 0 = off
+    cutmix: float = 1.0  # cutmix alpha (DeiT); 0 = off
+    ema_decay: float | None = 0.9998  # None = no EMA
+    grad_clip: float | None = None  # max global grad norm
+    distill_weight: float = 0.5  # a in (1 - a) CE + a T^2 KL, with a teacher
+    distill_temperature: float = 1.0
+    imitation_weight: float = 0.0  # RIFormer module imitation; 0 = off
+    train_subset: int | None = None  # stratified training images; None = all
+    val_subset: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, "epochs", "must be at least 1"),
+            (self.batch_size >= 1, "batch_size", "must be at least 1"),
+            (self.lr > 0, "lr", "must be positive"),
+            (self.warmup_epochs >= 0, "warmup_epochs", "must be 0 or more"),
+            (self.mixup >= 0 and self.cutmix >= 0, "mixup", "alphas must be 0 or more"),
+            (0 <= self.label_smoothing < 1, "label_smoothing", "must be in [0, 1)"),
+            (self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay", "must be in (0, 1)"),
+            (0 <= self.distill_weight <= 1, "distill_weight", "must be in [0, 1]"),
+            (self.distill_temperature > 0, "distill_temperature", "must be positive"),
+            (self.imitation_weight >= 0, "imitation_weight", "must be 0 or more"),
+        ]
+        for ok, name, problem in checks:
+            if not ok:
+                raise ConfigError(f"--{name.replace('_', '-')}", f"{problem}, got {getattr(self, name)!r}")
+
+    @property
+    def mixing(self) -> bool:
+        return self.mixup > 0 or self.cutmix > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TrainJob:
+    """One training run: what to train, on what, from where, into which folder."""
+
+    arch: Any  # anything resolve_arch takes
+    out: Path
+    data: str = "mnist5k"
+    img_size: int = 224
+    recipe: TrainRecipe = field(default_factory=TrainRecipe)
+    teacher: Any = None  # architecture of the teacher; default the one in teacher_weights
+    teacher_weights: Path | None = None  # enables distillation
+    from_supernet: Path | None = None  # start from the supernet's inherited weights (issue 6)
+    resume: bool = False
+    threads: int | None = None
+    latency_threads: int = 1
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+class Batches:
+    """Seeded mini-batches of a dataset: in-memory tensors when possible, a DataLoader otherwise."""
+
+    def __init__(self, dataset, batch_size: int, drop_last: bool = False):
+        self.dataset, self.batch_size, self.drop_last = dataset, batch_size, drop_last
+        self.tensors: tuple[torch.Tensor, torch.Tensor] | None = None
+        if _in_memory(dataset):
+            self.tensors = materialize(dataset)
+        n = len(dataset)
+        self.steps = n // batch_size if drop_last else math.ceil(n / batch_size)
+
+    def __call__(self, generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.tensors is not None:
+            x, y = self.tensors
+            order = torch.randperm(len(x), generator=generator) if generator is not None else torch.arange(len(x))
+            for step in range(self.steps):
+                idx = order[step * self.batch_size : (step + 1) * self.batch_size]
+                yield x[idx], y[idx]
+            return
+        from torch.utils.data import DataLoader
+
+        loader = DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            shuffle=generator is not None,
+            generator=generator,
+            drop_last=self.drop_last,
+            num_workers=0,
+        )
+        for x, y in loader:
+            yield x, torch.as_tensor(y).long()
+
+
+def _in_memory(dataset) -> bool:
+    from torch.utils.data import Subset, TensorDataset
+
+    return isinstance(dataset, TensorDataset) or (
+        isinstance(dataset, Subset) and isinstance(dataset.dataset, TensorDataset)
+    )
+
+
+@torch.no_grad()
+def top1(model: nn.Module, batches: Batches) -> float:
+    """Top-1 accuracy in eval mode (restores the mode)."""
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    try:
+        for x, y in batches():
+            correct += int((model(x).argmax(1) == y).sum())
+            total += len(y)
+    finally:
+        model.train(was_training)
+    return correct / max(total, 1)
+
+
+# --- distillation ----------------------------------------------------------------------------
+
+
+def soft_distillation(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``T^2 * KL(softmax(t / T) || softmax(s / T))``, averaged over the batch (Hinton et al.)."""
+    t = temperature
+    log_s, log_t = F.log_softmax(student / t, -1), F.log_softmax(teacher / t, -1)
+    return F.kl_div(log_s, log_t, reduction="batchmean", log_target=True) * t * t
+
+
+def _relation(x: torch.Tensor) -> torch.Tensor:
+    x = F.normalize(x, dim=-1)
+    return x @ x.transpose(-2, -1)  # (B, N, N) cosine similarity between tokens
+
+
+class MixerTaps:
+    """Forward hooks on every block's token mixer, keeping its input and output of the last forward."""
+
+    def __init__(self, model: nn.Module):
+        from vitsearch.space.layers import Block
+
+        self.records: list[tuple[torch.Tensor, torch.Tensor]] = []
+        blocks = [m for m in model.modules() if isinstance(m, Block)]
+        self.handles = [b.mixer.register_forward_hook(self._hook) for b in blocks]
+        self.count = len(blocks)
+
+    def _hook(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        self.records.append((inputs[0], output))
+
+    def take(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        records, self.records = self.records, []
+        return records
+
+
+def imitation_loss(student: list, teacher: list) -> torch.Tensor:
+    """RIFormer-style module imitation over paired blocks: MSE of mixer inputs, outputs, relations."""
+    total = torch.zeros(())
+    for (s_in, s_out), (t_in, t_out) in zip(student, teacher, strict=True):
+        total = total + F.mse_loss(s_in, t_in) + F.mse_loss(s_out, t_out)
+        total = total + F.mse_loss(_relation(s_out), _relation(t_out))
+    return total / max(len(student), 1)
+
+
+def check_imitation_pairs(student: ArchConfig, teacher: ArchConfig) -> None:
+    """Module imitation pairs blocks one to one: same stages, depths and widths."""
+    s_shape = [(s.depth, s.width) for s in student.stages]
+    t_shape = [(s.depth, s.width) for s in teacher.stages]
+    if s_shape != t_shape:
+        raise ConfigError(
+            "--imitation-weight",
+            f"student stages (depth, width) {s_shape} differ from the teacher's {t_shape}: blocks cannot be paired",
+        )
+
+
+# --- weights from elsewhere ------------------------------------------------------------------
+
+
+def supernet_state(checkpoint: Path, arch: ArchConfig) -> Mapping[str, torch.Tensor]:
+    """Inherited weights of ``arch`` from a trained supernet (issue 6), through its module's hook.
+
+    Assumed interface: ``vitsearch.evaluators.supernet.load_supernet(path)`` returns an object
+    whose ``extract(arch)`` gives the sub-network's weights, as a state dict for
+    ``build_model(arch, ...)`` or as an ``nn.Module`` (its state dict is taken).
+    """
+    import importlib
+
+    try:
+        module = importlib.import_module("vitsearch.evaluators.supernet")
+    except ModuleNotFoundError as err:
+        if err.name not in ("vitsearch.evaluators.supernet",):
+            raise
+        raise ConfigError("--from-supernet", "needs the supernet module (issue 6), which this install lacks") from None
+    extracted = module.load_supernet(checkpoint).extract(arch)
+    return extracted.state_dict() if isinstance(extracted, nn.Module) else extracted
+
+
+def load_inherited(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> list[str]:
+    """Load inherited weights; a classifier of another class count is left at its init. Returns skipped keys."""
+    own = model.state_dict()
+    skipped = [k for k in ("head.weight", "head.bias") if k in state and k in own and state[k].shape != own[k].shape]
+    kept = {k: v for k, v in state.items() if k not in skipped}
+    kept.update({k: own[k] for k in skipped})
+    load_state(model, kept, source)
+    return skipped
+
+
+# --- checkpoints -----------------------------------------------------------------------------
+
+
+def save_checkpoint(path: Path, blob: dict[str, Any]) -> None:
+    """``torch.save`` through a temporary file and a rename: a crash never leaves half a checkpoint."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(blob, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _signature(job: TrainJob, arch: ArchConfig, teacher: ArchConfig | None) -> dict[str, Any]:
+    # What must not change when a run is resumed.
+    return {
+        "digest": arch.digest(),
+        "data": job.data,
+        "img_size": job.img_size,
+        **job.recipe.to_dict(),  # flat, so a refused resume names the setting that changed
+        "teacher": teacher.digest() if teacher is not None else None,
+        "from_supernet": str(job.from_supernet) if job.from_supernet else None,
+    }
+
+
+# --- the loop --------------------------------------------------------------------------------
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    val_acc: float
+    val_acc_ema: float | None
+    lr: float
+    seconds: float
+
+
+StepCallback = Callable[[int, int, int, float], None]  # epoch, step, steps, loss
+EpochCallback = Callable[[EpochRecord], None]
+
+
+def train(job: TrainJob, on_step: StepCallback | None = None, on_epoch: EpochCallback | None = None) -> dict[str, Any]:
+    """Train ``job.arch`` and write the outputs into ``job.out``; returns the report.
+
+    Raises:
+        ConfigError: bad input (architecture, data, teacher, checkpoint, a changed resume).
+        DivergedError: the loss or gradients became non-finite.
+    """
+    if job.threads is None:
+        return _train(job, on_step, on_epoch)
+    from vitsearch.evaluators.latency import torch_threads
+
+    with torch_threads(job.threads):
+        return _train(job, on_step, on_epoch)
+
+
+def _train(job: TrainJob, on_step: StepCallback | None, on_epoch: EpochCallback | None) -> dict[str, Any]:
+    from timm.data import Mixup
+    from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+    from timm.optim import create_optimizer_v2
+    from timm.scheduler import create_scheduler_v2
+    from timm.utils import ModelEmaV3
+
+    r = job.recipe
+    arch = resolve_arch(job.arch)
+    out = Path(job.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", f"{out} exists and is not a directory")
+    ckpt_path = out / CHECKPOINT
+    if ckpt_path.exists() and not job.resume:
+        raise ConfigError("--out", f"{out} already holds a training run ({CHECKPOINT}); pass --resume or another --out")
+    started = time.perf_counter()
+
+    split = load_dataset(job.data, img_size=job.img_size, seed=r.seed)
+    info: DatasetInfo = split.info
+    train_set = stratified_subset(split.train, r.train_subset, r.seed)
+    val_set = stratified_subset(split.val, r.val_subset, r.seed)
+    if len(train_set) < r.batch_size:
+        raise ConfigError("--batch-size", f"{r.batch_size} is more than the {len(train_set)} training images")
+    train_batches = Batches(train_set, r.batch_size, drop_last=r.mixing)  # mixup pairs need an even batch
+    if r.mixing and r.batch_size % 2:
+        raise ConfigError("--batch-size", f"mixup / cutmix need an even batch size, got {r.batch_size}")
+    val_batches = Batches(val_set, 256)
+
+    torch.manual_seed(r.seed)
+    model = build_model(arch, img_size=job.img_size, in_chans=info.in_chans, num_classes=info.num_classes)
+    if job.from_supernet is not None and not ckpt_path.exists():
+        skipped = load_inherited(model, supernet_state(job.from_supernet, arch), f"--from-supernet {job.from_supernet}")
+        if skipped:
+            print(f"note: the supernet's classifier has another class count; {', '.join(skipped)} start fresh")
+
+    teacher, teacher_arch = _teacher(job, info)
+    if teacher is not None and r.imitation_weight > 0:
+        check_imitation_pairs(arch, teacher_arch)
+    elif r.imitation_weight > 0:
+        raise ConfigError("--imitation-weight", "module imitation needs a teacher (--teacher-weights)")
+
+    optimizer = create_optimizer_v2(model, opt="adamw", lr=r.lr, weight_decay=r.weight_decay)
+    scheduler, _ = create_scheduler_v2(
+        optimizer,
+        sched="cosine",
+        num_epochs=r.epochs,
+        warmup_epochs=r.warmup_epochs,
+        warmup_lr=r.warmup_lr,
+        min_lr=r.min_lr,
+        step_on_epochs=False,
+        updates_per_epoch=train_batches.steps,
+    )
+    ema = ModelEmaV3(model, decay=r.ema_decay, use_warmup=True) if r.ema_decay is not None else None
+    mixup = None
+    if r.mixing:
+        mixup = Mixup(r.mixup, r.cutmix, label_smoothing=r.label_smoothing, num_classes=info.num_classes)
+    if mixup is not None:
+        criterion: nn.Module = SoftTargetCrossEntropy()
+    else:
+        criterion = LabelSmoothingCrossEntropy(r.label_smoothing) if r.label_smoothing > 0 else nn.CrossEntropyLoss()
+
+    signature = _signature(job, arch, teacher_arch)
+    meta = {
+        "arch": arch.to_dict(),
+        "digest": arch.digest(),
+        "img_size": job.img_size,
+        "in_chans": info.in_chans,
+        "num_classes": info.num_classes,
+        "mean": list(info.mean),
+        "std": list(info.std),
+        "form": "train",
+        "weights": "model",
+        "signature": signature,
+    }
+    start_epoch, history = 0, []
+    if ckpt_path.exists():
+        start_epoch, history = _resume(ckpt_path, signature, model, ema, optimizer, scheduler)
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / ARCH_FILE, arch.to_yaml())
+    s_taps = MixerTaps(model) if r.imitation_weight > 0 else None
+    t_taps = MixerTaps(teacher) if r.imitation_weight > 0 and teacher is not None else None
+    updates = start_epoch * train_batches.steps
+    for epoch in range(start_epoch, r.epochs):
+        epoch_start = time.perf_counter()
+        torch.manual_seed(r.seed + epoch)
+        np.random.seed(r.seed + epoch)  # timm's Mixup draws from numpy's global generator
+        order = torch.Generator().manual_seed(r.seed * 1_000_003 + epoch)
+        model.train()
+        loss_sum = 0.0
+        for step, (x, y) in enumerate(train_batches(order)):
+            for taps in (s_taps, t_taps):  # drop what validation forwards left behind
+                if taps is not None:
+                    taps.take()
+            target: torch.Tensor = y
+            if mixup is not None:
+                x, target = mixup(x, y)
+            logits = model(x)
+            loss = criterion(logits, target)
+            if teacher is not None:
+                with torch.no_grad():
+                    t_logits = teacher(x)
+                kd = soft_distillation(logits, t_logits, r.distill_temperature)
+                loss = (1 - r.distill_weight) * loss + r.distill_weight * kd
+                if s_taps is not None and t_taps is not None:
+                    loss = loss + r.imitation_weight * imitation_loss(s_taps.take(), t_taps.take())
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise DivergedError(f"non-finite training loss ({value}) at epoch {epoch + 1} step {step + 1}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if r.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), r.grad_clip)
+            optimizer.step()
+            updates += 1
+            scheduler.step_update(num_updates=updates)
+            if ema is not None:
+                ema.update(model, step=updates)
+            loss_sum += value
+            if on_step is not None:
+                on_step(epoch, step, train_batches.steps, value)
+        scheduler.step(epoch + 1)
+        record = EpochRecord(
+            epoch=epoch + 1,
+            train_loss=loss_sum / max(train_batches.steps, 1),
+            val_acc=top1(model, val_batches),
+            val_acc_ema=top1(ema.module, val_batches) if ema is not None else None,
+            lr=float(optimizer.param_groups[0]["lr"]),
+            seconds=time.perf_counter() - epoch_start,
+        )
+        history.append(dataclasses.asdict(record))
+        blob = {
+            "model": model.state_dict(),
+            "ema": ema.module.state_dict() if ema is not None else None,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch + 1,
+            "history": history,
+            "meta": meta,
+        }
+        save_checkpoint(ckpt_path, blob)
+        if on_epoch is not None:
+            on_epoch(record)
+    for taps in (s_taps, t_taps):
+        if taps is not None:
+            for handle in taps.handles:
+                handle.remove()
+    return _finish(job, arch, info, model, ema, history, meta, started)
+
+
+def _teacher(job: TrainJob, info: DatasetInfo) -> tuple[nn.Module | None, ArchConfig | None]:
+    if job.teacher_weights is None:
+        if job.teacher is not None:
+            raise ConfigError("--teacher", "a teacher needs its weights (--teacher-weights CKPT)")
+        return None, None
+    teacher, _ = model_from_weights(
+        job.teacher_weights, job.teacher, img_size=job.img_size, in_chans=info.in_chans, num_classes=info.num_classes
+    )
+    teacher.eval().requires_grad_(False)
+    return teacher, teacher.arch
+
+
+def _resume(path: Path, signature: dict[str, Any], model, ema, optimizer, scheduler) -> tuple[int, list]:
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ConfigError(str(path), f"cannot resume from this checkpoint ({type(err).__name__})") from None
+    recorded = blob.get("meta", {}).get("signature", {})
+    changed = sorted(k for k in signature if recorded.get(k) != signature[k])
+    if changed:
+        raise ConfigError("--resume", f"{path} was trained with different {', '.join(changed)}; use another --out")
+    load_state(model, blob["model"], str(path))
+    if ema is not None and blob.get("ema") is not None:
+        load_state(ema.module, blob["ema"], str(path))
+    optimizer.load_state_dict(blob["optimizer"])
+    scheduler.load_state_dict(blob["scheduler"])
+    return int(blob["epoch"]), list(blob.get("history", []))
+
+
+def _finish(job, arch, info, model, ema, history, meta, started) -> dict[str, Any]:
+    from vitsearch.evaluators.complexity import count_flops
+    from vitsearch.evaluators.latency import measure_latency
+
+    out = Path(job.out)
+    last = history[-1]
+    use_ema = ema is not None and last["val_acc_ema"] is not None and last["val_acc_ema"] > last["val_acc"]
+    final = ema.module if use_ema else model
+    final.eval()
+    deployed = final.reparameterize()
+    latency = measure_latency(deployed, job.img_size, batch=1, threads=job.latency_threads, repeats=20)
+    report = {
+        "arch": str(job.arch) if isinstance(job.arch, (str, Path)) else "architecture",
+        "digest": arch.digest(),
+        "data": job.data,
+        "img_size": job.img_size,
+        "num_classes": info.num_classes,
+        "epochs": len(history),
+        "val_acc": last["val_acc"],
+        "val_acc_ema": last["val_acc_ema"],
+        "best_val_acc": max(max(h["val_acc"], h["val_acc_ema"] or 0.0) for h in history),
+        "weights": "ema" if use_ema else "model",
+        "flops": count_flops(deployed, job.img_size, info.in_chans),
+        "params": sum(p.numel() for p in deployed.parameters()),
+        "latency_ms": latency.median_ms,
+        "latency": latency.to_dict(),
+        "teacher": str(job.teacher_weights) if job.teacher_weights else None,
+        "recipe": job.recipe.to_dict(),
+        "history": history,
+        "seconds": time.perf_counter() - started,
+    }
+    save_weights(
+        final,
+        out / WEIGHTS,
+        "train",
+        mean=meta["mean"],
+        std=meta["std"],
+        source="ema" if use_ema else "model",
+        val_acc=last["val_acc_ema"] if use_ema else last["val_acc"],
+    )
+    write_atomic(out / REPORT, json.dumps(report, indent=2) + "\n")
+    return report
