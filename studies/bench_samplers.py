@@ -3,10 +3,10 @@
 Each sampler runs the real driver (budget constraint, dedup) on the full space at 2 GFLOPs
 with the synflow zero-cost score as the accuracy objective (memoised per architecture, so
 the samplers, not the scoring, dominate the cost). Prints the normalised hypervolume at
-25/50/100/200 evaluated trials, and how many trials tpe and nsga2 need to reach random's
-200-trial hypervolume (median over seeds).
+25/50/100/200 evaluated trials, and how many trials each sampler needs to reach random's
+200-trial hypervolume of the same seed (median over seeds).
 
-Usage: ``.venv/bin/python studies/bench_samplers.py [--trials 200] [--seeds 0 1 2]``
+Usage: ``.venv/bin/python studies/bench_samplers.py [--trials 200] [--seeds 0 1 2 3 4] [--out FILE]``
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ def main() -> None:
     parser.add_argument("--space", default=str(Path(__file__).with_name("full.yaml")))
     parser.add_argument("--budget", default="2G")
     parser.add_argument("--trials", type=int, default=200)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--out", type=Path, help="Also write the table (markdown) here.")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -79,17 +80,39 @@ def main() -> None:
         curves[sampler] = [curve(space, evaluator, sampler, seed, args.trials, budget) for seed in args.seeds]
         seconds[sampler] = (time.perf_counter() - started) / len(args.seeds)
         print(f"{sampler}: {seconds[sampler]:.0f} s per seed (scores memoised across samplers)", flush=True)
-    target = statistics.mean(c[-1] for c in curves["random"])
     marks = [m for m in (25, 50, 100, 200) if m <= args.trials]
-    print(f"space {space.name}, budget {args.budget}FLOPs, synflow score, seeds {args.seeds}")
-    print("| sampler | " + " | ".join(f"HV@{m}" for m in marks) + " | trials to random's final HV |")
-    print("|---|" + "---|" * (len(marks) + 1))
+    lines = [
+        f"Space `{space.name}`, budget {args.budget}FLOPs, accuracy axis: synflow (its natural log), "
+        f"seeds {args.seeds}, {args.trials} evaluated trials per run. Hypervolume (HV) is normalised by "
+        "the budget (reference: score 0, FLOPs = budget); medians over seeds. `trials to random's HV`: "
+        f"per seed, the first trial at which the sampler's HV reaches the random sampler's {args.trials}-trial "
+        "HV of the same seed (median over the seeds that reach it; per seed in brackets, - = not reached).",
+        "",
+        "| sampler | " + " | ".join(f"HV@{m}" for m in marks) + " | trials to random's HV | seconds / run |",
+        "|---|" + "---:|" * (len(marks) + 2),
+    ]
     for sampler, runs in curves.items():
-        hv = [statistics.mean(r[m - 1] for r in runs) for m in marks]
-        reach = [next((i + 1 for i, v in enumerate(r) if v >= target), None) for r in runs]
+        hv = [statistics.median(r[m - 1] for r in runs) for m in marks]
+        reach = [
+            next((i + 1 for i, v in enumerate(r) if v >= rand[-1]), None)
+            for r, rand in zip(runs, curves["random"], strict=True)
+        ]
         reached = [x for x in reach if x is not None]
-        needed = f"{statistics.median(reached):.0f} ({len(reached)}/{len(runs)} seeds)" if reached else "not reached"
-        print(f"| {sampler} | " + " | ".join(f"{v:.4f}" for v in hv) + f" | {needed} |")
+        each = ", ".join("-" if x is None else str(x) for x in reach)
+        needed = f"{statistics.median(reached):.0f} [{each}]" if reached else f"not reached [{each}]"
+        cells = " | ".join(f"{v:.3f}" for v in hv)
+        lines.append(f"| {sampler} | {cells} | {needed} | {seconds[sampler]:.0f} |")
+    lines.append("")
+    out = f" --out {args.out}" if args.out else ""
+    lines.append(
+        f"Command: `OMP_NUM_THREADS=1 .venv/bin/python studies/bench_samplers.py --trials {args.trials} "
+        f"--seeds {' '.join(map(str, args.seeds))}{out}`. Seconds include scoring the first time an "
+        "architecture is seen (random runs first, so it pays most of it)."
+    )
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
 
 
 if __name__ == "__main__":
