@@ -77,7 +77,7 @@ FREE_OPS: frozenset[str] = frozenset(
     f"aten::{op}"
     for op in (
         "add add_ sub sub_ rsub mul mul_ div div_ neg exp log sqrt rsqrt pow reciprocal abs sign "
-        "gelu relu relu_ silu sigmoid tanh softmax log_softmax clamp clamp_ maximum minimum "
+        "gelu relu relu_ relu6 hardtanh silu sigmoid tanh softmax log_softmax clamp clamp_ maximum minimum "
         "avg_pool2d max_pool2d real imag cos sin where masked_fill fill_ zero_ zeros_like ones_like "
         "sum mean amax max min square floor ceil round "
         "eye pad"  # identity, zero padding (Nystromformer's pseudo-inverse and landmark segments)
