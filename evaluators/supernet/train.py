@@ -51,6 +51,7 @@ from .model import Supernet
 from .score import path_accuracy
 
 MAX_TRIES = 200  # random samples per path before a budget is declared too tight
+TOP_SAMPLES = 1000  # in-budget random paths the sandwich's top is chosen from (see sandwich_ends)
 
 
 class SupernetTrainingError(ValueError):
@@ -189,6 +190,26 @@ def _compatible(meta: dict[str, Any], supernet: Supernet, config: SupernetTrainC
     return changed
 
 
+def sandwich_ends(space: SearchSpace, config: SupernetTrainConfig) -> tuple[ArchConfig, ArchConfig]:
+    """The largest and smallest paths of the sandwich (target-profile FLOPs).
+
+    Without a budget: the space's exact extremes. With ``max_flops`` the top must be within the
+    budget too; finding the exact most expensive architecture under a cap is a knapsack over
+    the layers, so the top is the most expensive of ``TOP_SAMPLES`` seeded random paths within
+    budget (the space's largest when that fits).
+    """
+    target = config.target_img_size
+    smallest = space.smallest(target)
+    largest = space.largest(target)
+    if config.max_flops is None or analytic_flops(largest, target) <= config.max_flops:
+        return largest, smallest
+    if analytic_flops(smallest, target) > config.max_flops:
+        raise ConfigError("--budget", f"below the smallest architecture of {space.name!r}")
+    rng = random.Random(f"{config.seed}:top")
+    pool = [sample_path(space, rng, config) for _ in range(TOP_SAMPLES)]
+    return max(pool, key=lambda a: analytic_flops(a, target)), smallest
+
+
 def sample_path(space: SearchSpace, rng: random.Random, config: SupernetTrainConfig) -> ArchConfig:
     """A uniformly sampled architecture of ``space`` (within ``max_flops`` when set)."""
     for _ in range(MAX_TRIES):
@@ -269,8 +290,12 @@ def train_supernet(
             log(f"{out}: already trained ({total} steps); nothing to do")
         return read_meta(out)
 
-    largest = profile.adapt(space.largest(config.target_img_size))
-    smallest = profile.adapt(space.smallest(config.target_img_size))
+    ends = sandwich_ends(space, config)
+    meta["sandwich"] = {
+        name: {"arch": arch.to_dict(), "flops": analytic_flops(arch, config.target_img_size)}
+        for name, arch in zip(("largest", "smallest"), ends, strict=True)
+    }
+    largest, smallest = (profile.adapt(arch) for arch in ends)
     sandwich = _Sandwich(supernet)
     model: nn.Module = sandwich
     if dist.world > 1:
