@@ -176,6 +176,7 @@ def load_optimizer(ckpt: str | Path, optimizer: torch.optim.Optimizer, supernet:
     state = {index: by_param[name] for index, name in enumerate(names) if name in by_param}
     groups, start = [], 0
     for group, size in zip(saved["param_groups"], sizes, strict=True):
-        groups.append({**group, "params": list(range(start, start + size))})
+        restored = {k: tuple(v) if isinstance(v, list) else v for k, v in group.items()}  # JSON lists: betas
+        groups.append({**restored, "params": list(range(start, start + size))})
         start += size
     optimizer.load_state_dict({"state": state, "param_groups": groups})
