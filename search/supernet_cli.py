@@ -6,14 +6,39 @@ A typer sub-app mounted on the main app by ``cli.py``; torch is imported inside 
 from __future__ import annotations
 
 import json
+import os
 import time
+from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .cli import ArchArg, console, resolve_space, user_errors
+# cli.py mounts this app, so nothing from cli.py is imported at module level (``python -m
+# vitsearch.search.cli``, as torchrun runs it, would import cli.py twice and cycle).
+ArchArg = Annotated[str, typer.Argument(help="A preset name (see `vitsearch presets`) or a YAML/JSON config file.")]
+
+
+def _console() -> Console:
+    from .cli import console
+
+    return console
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``cli.user_errors``, looked up when the command runs."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .cli import user_errors as wrap
+
+        return wrap(fn)(*args, **kwargs)
+
+    return wrapper
+
 
 supernet_app = typer.Typer(
     name="supernet",
@@ -32,6 +57,7 @@ class _TrainProgress:
 
     def start(self, total: int, done: int) -> None:
         self.total, self.every, self.started = total, max(1, total // 20), time.monotonic()
+        console = _console()
         if console.is_terminal:
             self.bar = Progress(
                 TextColumn("supernet"),
@@ -52,7 +78,7 @@ class _TrainProgress:
         elif step % self.every == 0:
             rate = (step - self.done0) / max(1e-9, time.monotonic() - self.started)
             left = (self.total - step) / rate / 60 if rate else float("nan")
-            console.print(f"step {step}/{self.total}: loss {loss:.4f}, ETA {left:.1f} min", highlight=False)
+            _console().print(f"step {step}/{self.total}: loss {loss:.4f}, ETA {left:.1f} min", highlight=False)
 
     def stop(self) -> None:
         if self.bar is not None:
@@ -102,6 +128,9 @@ def train(
 
     from vitsearch.evaluators.supernet import SupernetTrainConfig, train_supernet
     from vitsearch.search.budget import parse_flops
+    from vitsearch.search.cli import resolve_space
+
+    console = _console()
 
     if threads is not None:
         torch.set_num_threads(threads)
@@ -126,12 +155,14 @@ def train(
         save_every=save_every,
     )
     search_space = resolve_space(space)
-    console.print(
-        f"supernet over {search_space.name!r} ({search_space.size():.3g} architectures) on {data}: "
-        f"{epochs} epochs, batch {batch_size}, sandwich of {2 + random_paths} paths"
-        + (", in-place distillation" if distill else ""),
-        highlight=False,
-    )
+    main = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 speaks
+    if main:
+        console.print(
+            f"supernet over {search_space.name!r} ({search_space.size():.3g} architectures) on {data}: "
+            f"{epochs} epochs, batch {batch_size}, sandwich of {2 + random_paths} paths"
+            + (", in-place distillation" if distill else ""),
+            highlight=False,
+        )
     meta = train_supernet(
         search_space,
         config,
@@ -141,6 +172,8 @@ def train(
         progress=_TrainProgress(),
         max_steps=max_steps,
     )
+    if not main:
+        return
     if meta.get("finished"):
         console.print(f"trained {meta['step']} steps in {meta['seconds'] / 60:.1f} min -> {out}", highlight=False)
     else:
@@ -163,6 +196,8 @@ def evaluate(
     from vitsearch.evaluators.supernet import SupernetEvaluator
     from vitsearch.search.results import describe
     from vitsearch.space import resolve_arch
+
+    console = _console()
 
     architecture = resolve_arch(arch)
     evaluator = SupernetEvaluator(

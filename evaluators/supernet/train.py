@@ -137,6 +137,7 @@ class _Distributed:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    owned: bool = False  # this call created the process group (and destroys it)
 
     @property
     def main(self) -> bool:
@@ -149,9 +150,10 @@ def _init_distributed() -> _Distributed:
         return _Distributed()
     import torch.distributed as dist
 
-    if not dist.is_initialized():
+    owned = not dist.is_initialized()
+    if owned:
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return _Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return _Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owned)
 
 
 class _StopFlag:
@@ -398,7 +400,12 @@ def train_supernet(
     finally:
         if progress is not None and dist.main:
             progress.stop()
-    return read_meta(out) if dist.main else meta
+    result = read_meta(out) if dist.main else meta
+    if dist.owned:
+        import torch.distributed as tdist
+
+        tdist.destroy_process_group()
+    return result
 
 
 def _smoothed_ce(smoothing: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
