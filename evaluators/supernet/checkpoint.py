@@ -118,7 +118,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def _read_tensors(path: Path, step: int, device: torch.device | str) -> dict[str, torch.Tensor]:
+def read_tensors(path: Path, step: int, device: torch.device | str) -> dict[str, torch.Tensor]:
     with safe_open(str(path), framework="pt", device=str(device)) as handle:
         found = (handle.metadata() or {}).get("step")
         if found != str(step):
@@ -141,7 +141,7 @@ def load_supernet(ckpt: str | Path, device: torch.device | str = "cpu") -> Super
     profile = SupernetProfile(**meta["profile"])
     with torch.device("meta"):
         supernet = Supernet(space, profile, seed=meta["seed"])
-    state = _read_tensors(folder / WEIGHTS, meta["step"], device)
+    state = read_tensors(folder / WEIGHTS, meta["step"], device)
     expected = set(supernet.state_dict())
     if set(state) != expected:
         missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
@@ -164,7 +164,7 @@ def load_optimizer(ckpt: str | Path, optimizer: torch.optim.Optimizer, supernet:
     if sizes != saved["group_sizes"]:
         raise CheckpointError(f"{folder / META}: optimizer groups {saved['group_sizes']} differ from {sizes}")
     device = next(supernet.parameters()).device
-    tensors = _read_tensors(folder / OPTIMIZER, meta["step"], device)
+    tensors = read_tensors(folder / OPTIMIZER, meta["step"], device)
     by_param: dict[str, dict[str, Any]] = {}
     for key, value in [*tensors.items(), *saved["scalars"].items()]:
         name, _, field = key.rpartition("/")

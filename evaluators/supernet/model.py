@@ -227,7 +227,6 @@ class Supernet(nn.Module):
             if template.cls_token is not None:
                 spatial = torch.cat([lead(self.pos_embed_cls, (1, 1, width0), "pos_embed"), spatial], dim=1)
             out["pos_embed"] = spatial
-        in_width = width0
         for si, (stage, superstage, tstage) in enumerate(zip(path.stages, self.stages, template.stages, strict=True)):
             where = f"stages[{si}]"
             down = leading_state(superstage.downsample[stage.downsample], tstage.downsample, f"{where}.downsample")
@@ -235,13 +234,11 @@ class Supernet(nn.Module):
             for bi, tblock in enumerate(tstage.blocks):
                 state = superstage.blocks[bi].path_state(tblock, path.norm, stage.width, f"{where}.blocks[{bi}]")
                 out.update(_prefixed(f"stages.{si}.blocks.{bi}", state))
-            in_width = stage.width
         out.update(_prefixed("norm", leading_state(self.norm, template.norm, "norm")))
         out.update(_prefixed("head", leading_state(self.head, template.head, "head")))
         names = {name for name, _ in tensors_of(template)}
         if set(out) != names:  # by name, not by luck
             raise PathError(f"path tensors do not match the model: {sorted(names ^ set(out))[:5]}")
-        del in_width
         return out
 
     def forward(self, x: torch.Tensor, arch: ArchConfig, adapted: bool = False) -> torch.Tensor:

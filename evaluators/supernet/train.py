@@ -45,7 +45,7 @@ from vitsearch.evaluators.data import load_dataset, materialize, stratified_subs
 from vitsearch.space import ArchConfig, ConfigError
 from vitsearch.space.search_space import SearchSpace
 
-from .checkpoint import META, WEIGHTS, _read_tensors, load_optimizer, read_meta, save_checkpoint
+from .checkpoint import META, WEIGHTS, load_optimizer, read_meta, read_tensors, save_checkpoint
 from .dims import SupernetProfile
 from .model import Supernet
 from .score import path_accuracy
@@ -281,7 +281,7 @@ def train_supernet(
             raise SupernetTrainingError(
                 f"{out}: holds a supernet trained with different {', '.join(changed)}; use another --out"
             )
-        supernet.load_state_dict(_read_tensors(out / WEIGHTS, previous["step"], device))
+        supernet.load_state_dict(read_tensors(out / WEIGHTS, previous["step"], device))
         load_optimizer(out, optimizer, supernet)
         meta.update({k: previous[k] for k in ("step", "history", "epoch_loss", "seconds") if k in previous})
         if dist.main:
