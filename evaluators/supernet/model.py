@@ -256,6 +256,11 @@ class Supernet(nn.Module):
         ``build_model(supernet.adapt(arch), img_size, in_chans, num_classes)`` of the
         supernet's profile, in training mode like any fresh ``build_model``, on the
         supernet's device. In eval mode its outputs equal ``supernet(x, arch)``.
+
+        At the identity profile (``width_mult=1``, ``img_size == target_img_size``) the path is
+        ``arch`` itself, so the state dict fits ``build_model(arch, img_size)`` as given (what
+        ``vitsearch train --from-supernet`` loads). At a proxy profile the model is the
+        narrowed path: its own ``arch`` and ``img_size`` say what it is.
         """
         path = arch if adapted else self.adapt(arch)
         self._check_path(path)

@@ -121,3 +121,18 @@ def test_profile_is_the_proxy_rewrite():
     net = supernet(sp)
     for arch in random_archs(sp, 5, seed=4):
         assert net.adapt(arch) == adapt_arch(arch, 32, 64, None, PROFILE.width_mult)
+
+
+def test_at_the_identity_profile_extract_fits_build_model_of_the_arch_as_given():
+    """What `vitsearch train --from-supernet` loads into `build_model(arch, img_size)` (no proxy rewrite)."""
+    from vitsearch.evaluators.supernet import SupernetProfile
+    from vitsearch.space import build_model
+
+    sp = space(EVERYTHING)
+    identity = SupernetProfile(img_size=64, in_chans=3, num_classes=4, target_img_size=64, width_mult=1.0)
+    net = supernet(sp, identity)
+    for arch in random_archs(sp, 4, seed=8):
+        assert net.adapt(arch) == arch
+        extracted = net.extract(arch).state_dict()
+        built = build_model(arch, img_size=64, num_classes=4).state_dict()
+        assert {k: v.shape for k, v in extracted.items()} == {k: v.shape for k, v in built.items()}
