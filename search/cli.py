@@ -264,6 +264,9 @@ def run(
     ] = False,
     latency_backend: Annotated[str, typer.Option("--latency-backend", help="torch or onnxruntime.")] = "torch",
     latency_threads: Annotated[int, typer.Option("--latency-threads", min=1, help="Threads when timing.")] = 1,
+    supernet: Annotated[
+        Path | None, typer.Option("--supernet", help="Checkpoint of `vitsearch supernet train` (--evaluator supernet).")
+    ] = None,
 ) -> None:
     """Search a space for the most accurate architectures within a FLOPs budget."""
     from vitsearch.search.budget import parse_flops, parse_params
@@ -282,9 +285,14 @@ def run(
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", f"{out} exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
+    options = _parse_options(settings or [])
+    if supernet is not None:
+        if evaluator != "supernet":
+            raise ConfigError("--supernet", "is the checkpoint of --evaluator supernet")
+        options["supernet"] = str(supernet)
     config = SearchConfig(
         space=search_space,
-        evaluator=make_evaluator(evaluator, data, _parse_options(settings or [])),
+        evaluator=make_evaluator(evaluator, data, options),
         budget=budget_flops,
         trials=trials,
         max_params=params_cap,
@@ -635,6 +643,12 @@ def validate_proxy_command(
     )
     console.print(table)
     console.print(f"wrote {result.csv_path}, {result.html_path}, {result.json_path}")
+
+
+# --- supernet: `vitsearch supernet train | eval` (search/supernet_cli.py uses the helpers above) --------
+from .supernet_cli import supernet_app  # noqa: E402
+
+app.add_typer(supernet_app, name="supernet")
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,6 +195,47 @@ class SearchSpace:
                         raise ConfigError(err.path, f"{err.problem} (at width {width})") from None
             prev_widths = widths
 
+    def to_dict(self) -> dict[str, Any]:
+        """The space as a space-file mapping: ``SearchSpace.from_dict(space.to_dict()) == space``."""
+
+        def one(values: tuple) -> Any:
+            return values[0] if len(values) == 1 else list(values)
+
+        stem: dict[str, Any] = {"type": one(self.stem_type), "patch_size": one(self.patch_size)}
+        if self.kernel_size is not None:
+            stem["kernel_size"] = self.kernel_size
+        stages = []
+        for stage in self.stages:
+            layer = stage.layer
+            entry: dict[str, Any] = {
+                "width": SAME if stage.width is None else one(stage.width),
+                "depth": one(stage.depth),
+                "downsample": one(stage.downsample),
+                "layer": {
+                    "mixer": one(layer.mixer),
+                    "head_dim": one(layer.head_dim),
+                    "mlp_ratio": one(layer.mlp_ratio),
+                    "mlp_groups": one(layer.mlp_groups),
+                    "share_attention": one(layer.share_attention),
+                    "cca": one(layer.cca),
+                },
+            }
+            if layer.mixer_options:
+                entry["mixer_options"] = {
+                    mixer: {key: list(values) for key, values in opts} for mixer, opts in layer.mixer_options
+                }
+            stages.append(entry)
+        return {
+            "name": self.name,
+            "description": self.description,
+            "stem": stem,
+            "position": one(self.position),
+            "head": one(self.head),
+            "norm": one(self.norm),
+            "layer_scale_init": self.layer_scale_init,
+            "stages": stages,
+        }
+
     # --- sampling ------------------------------------------------------------------------
     def sample(self, trial: optuna.Trial) -> ArchConfig:
         """Suggest one value per choice through ``trial`` and return the validated ArchConfig."""
@@ -202,6 +244,10 @@ class SearchSpace:
             return choices[0] if len(choices) == 1 else trial.suggest_categorical(name, list(choices))
 
         return self._build(pick)
+
+    def sample_random(self, rng: random.Random) -> ArchConfig:
+        """One architecture with every choice drawn uniformly by ``rng`` (no Optuna; supernet paths)."""
+        return self._build(lambda name, choices: choices[0] if len(choices) == 1 else rng.choice(list(choices)))
 
     def _build(self, pick: Picker) -> ArchConfig:
         stem = StemConfig(

@@ -1,0 +1,451 @@
+"""Supernet training: single-path sampling with the sandwich rule and in-place distillation.
+
+Every optimizer step (BigNAS / OFA recipe, Yu et al. 2020, Cai et al. 2020) runs one batch
+through the **largest** path, the **smallest** path and ``random_paths`` uniformly sampled
+paths of the space, sums their losses and takes one AdamW step. The largest path learns
+from the labels (label smoothing, as the proxy evaluator); with ``distill`` the others learn
+from its detached soft predictions (in-place distillation), else from the labels. "Largest"
+and "smallest" are by FLOPs at the target profile (``SearchSpace.largest`` / ``smallest``);
+``max_flops`` restricts the random paths to a budget. Learning rate: linear warm-up, then a
+cosine decay to ``min_lr`` per step. Global grad-norm clipping.
+
+Determinism and resume: the data order of epoch ``e`` is a permutation seeded by
+``(seed, e)`` and the random paths of step ``s`` come from ``Random(f"{seed}:{s}:{rank}")``,
+so a run resumed from a checkpoint takes exactly the steps the uninterrupted run would have
+taken (on CPU, bit for bit). Checkpoints are written at every epoch end, every
+``save_every`` steps, and when Ctrl-C stops the run (after the step in flight).
+
+Multi-GPU: launched with ``torchrun`` (which sets ``RANK``, ``WORLD_SIZE`` ...), each process
+joins the process group from those variables, wraps the supernet in
+``DistributedDataParallel`` (``find_unused_parameters=True``: a path leaves most of the
+supernet unused) and trains on its share of every batch (``batch[rank::world]``); all
+paths of a step run in one forward so DDP sees one graph per step. Rank 0 evaluates,
+prints and saves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import random
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vitsearch.evaluators.complexity import analytic_flops
+from vitsearch.evaluators.data import load_dataset, materialize, stratified_subset
+from vitsearch.space import ArchConfig, ConfigError
+from vitsearch.space.search_space import SearchSpace
+
+from .checkpoint import META, WEIGHTS, load_optimizer, read_meta, read_tensors, save_checkpoint
+from .dims import SupernetProfile
+from .model import Supernet
+from .score import path_accuracy
+
+MAX_TRIES = 200  # random samples per path before a budget is declared too tight
+TOP_SAMPLES = 1000  # in-budget random paths the sandwich's top is chosen from (see sandwich_ends)
+
+
+class SupernetTrainingError(ValueError):
+    """Training cannot go on (divergence, an incompatible checkpoint); one line for the user."""
+
+
+@dataclass(frozen=True)
+class SupernetTrainConfig:
+    """Everything that changes a supernet's weights; recorded in its checkpoint."""
+
+    data: str = "mnist5k"
+    epochs: int = 10
+    batch_size: int = 32  # global batch (split over DDP processes)
+    lr: float = 1e-3  # AdamW peak learning rate (the proxy evaluator's)
+    min_lr: float = 1e-5
+    warmup_epochs: float = 0.0
+    weight_decay: float = 0.05  # not on biases, norms and other 1-D tensors (timm's rule)
+    label_smoothing: float = 0.1
+    grad_clip: float | None = 1.0
+    random_paths: int = 2  # sandwich: largest + smallest + this many random paths per step
+    distill: bool = True  # in-place distillation from the largest path
+    train_subset: int | None = None  # training images (stratified, seeded); None = all
+    val_subset: int | None = None  # images of the per-epoch check of the largest / smallest path
+    bn_batches: int = 4  # calibration batches (of 64) for that check's BatchNorm statistics
+    input_size: int | None = None  # side the paths run at; None = the dataset's native size
+    target_img_size: int = 224
+    grid: int | None = None
+    width_mult: float = 0.25  # the proxy evaluator's default, so path and proxy accuracy compare
+    max_flops: int | None = None  # random paths within this target-profile budget; None = all
+    seed: int = 0
+    save_every: int = 0  # steps between extra checkpoints; 0 = epoch ends only
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, "epochs", "must be at least 1"),
+            (self.batch_size >= 1, "batch_size", "must be positive"),
+            (self.lr > 0, "lr", "must be positive"),
+            (self.random_paths >= 0, "random_paths", "must be 0 or more"),
+            (self.width_mult > 0, "width_mult", "must be positive"),
+            (self.train_subset is None or self.train_subset >= 1, "train_subset", "must be positive"),
+            (self.val_subset is None or self.val_subset >= 1, "val_subset", "must be positive"),
+            (self.save_every >= 0, "save_every", "must be 0 or more"),
+        ]
+        for ok, name, problem in checks:
+            if not ok:
+                raise ValueError(f"supernet training: {name} {problem}, got {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def lr_at(step: int, total: int, warmup: int, lr: float, min_lr: float) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine from ``lr`` to ``min_lr`` at ``total``."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def make_optimizer(supernet: nn.Module, config: SupernetTrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices and kernels only (timm's ``param_groups_weight_decay``)."""
+    decay, no_decay = [], []
+    for _, p in supernet.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.lr)
+
+
+class _Sandwich(nn.Module):
+    """What DDP wraps: all paths of a step in one forward (``paths`` is set before each call)."""
+
+    def __init__(self, supernet: Supernet):
+        super().__init__()
+        self.supernet = supernet
+        self.paths: list[ArchConfig] = []
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [self.supernet(x, path, adapted=True) for path in self.paths]
+
+
+@dataclass
+class _Distributed:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    owned: bool = False  # this call created the process group (and destroys it)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed() -> _Distributed:
+    """Join the process group that ``torchrun`` describes in the environment; single process otherwise."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return _Distributed()
+    import torch.distributed as dist
+
+    owned = not dist.is_initialized()
+    if owned:
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return _Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owned)
+
+
+class _StopFlag:
+    """Ctrl-C asks the loop to stop after the step in flight (a second Ctrl-C interrupts at once)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _StopFlag:
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: no handler, Ctrl-C interrupts as usual
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _compatible(meta: dict[str, Any], supernet: Supernet, config: SupernetTrainConfig) -> list[str]:
+    """Fields in which an existing checkpoint differs from this run."""
+    changed = []
+    if meta.get("space") != supernet.space.to_dict():
+        changed.append("space")
+    if meta.get("profile") != supernet.profile.to_dict():
+        changed.append("profile")
+    saved = meta.get("train", {})
+    changed += sorted(k for k, v in config.to_dict().items() if saved.get(k) != v)
+    return changed
+
+
+def sandwich_ends(space: SearchSpace, config: SupernetTrainConfig) -> tuple[ArchConfig, ArchConfig]:
+    """The largest and smallest paths of the sandwich (target-profile FLOPs).
+
+    Without a budget: the space's exact extremes. With ``max_flops`` the top must be within the
+    budget too; finding the exact most expensive architecture under a cap is a knapsack over
+    the layers, so the top is the most expensive of ``TOP_SAMPLES`` seeded random paths within
+    budget (the space's largest when that fits).
+    """
+    target = config.target_img_size
+    smallest = space.smallest(target)
+    largest = space.largest(target)
+    if config.max_flops is None or analytic_flops(largest, target) <= config.max_flops:
+        return largest, smallest
+    if analytic_flops(smallest, target) > config.max_flops:
+        raise ConfigError("--budget", f"below the smallest architecture of {space.name!r}")
+    rng = random.Random(f"{config.seed}:top")
+    pool = [sample_path(space, rng, config) for _ in range(TOP_SAMPLES)]
+    return max(pool, key=lambda a: analytic_flops(a, target)), smallest
+
+
+def sample_path(space: SearchSpace, rng: random.Random, config: SupernetTrainConfig) -> ArchConfig:
+    """A uniformly sampled architecture of ``space`` (within ``max_flops`` when set)."""
+    for _ in range(MAX_TRIES):
+        arch = space.sample_random(rng)
+        if config.max_flops is None or analytic_flops(arch, config.target_img_size) <= config.max_flops:
+            return arch
+    raise ConfigError("--budget", f"no architecture of {space.name!r} within budget in {MAX_TRIES} random samples")
+
+
+def train_supernet(
+    space: SearchSpace,
+    config: SupernetTrainConfig,
+    out: str | Path,
+    device: str | None = None,
+    log: Callable[[str], None] = print,
+    progress: Any = None,
+    max_steps: int | None = None,
+) -> dict[str, Any]:
+    """Train (or resume training) a supernet over ``space``; checkpoints go to ``out``.
+
+    Args:
+        space: the search space.
+        config: the recipe.
+        out: the checkpoint folder; a checkpoint already there with the same space, profile
+            and recipe is resumed from its step (a different one is refused).
+        device: ``cuda``, ``cpu``...; default the process's GPU when there is one.
+        log: where rank 0's text lines go.
+        progress: an object with ``start(total, done)``, ``advance(step, loss)`` and ``stop()``
+            (a progress bar); ``None`` for epoch lines only.
+        max_steps: stop (with a checkpoint) after this many steps in total, for tests and
+            staged runs; the schedule still spans all epochs.
+
+    Returns:
+        The checkpoint's JSON record.
+    """
+    out = Path(out)
+    dist = _init_distributed()
+    if device is None:
+        device = f"cuda:{dist.local_rank}" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))
+    split = load_dataset(config.data, img_size=config.input_size, seed=config.seed)
+    info = split.info
+    tx, ty = materialize(stratified_subset(split.train, config.train_subset, config.seed))
+    vx, vy = materialize(stratified_subset(split.val, config.val_subset, config.seed))
+    calib = tx[torch.randperm(len(tx), generator=torch.Generator().manual_seed(config.seed))[: 64 * config.bn_batches]]
+    tx, ty, vx, vy, calib = (t.to(device) for t in (tx, ty, vx, vy, calib))
+    profile = SupernetProfile(
+        img_size=info.img_size,
+        in_chans=info.in_chans,
+        num_classes=info.num_classes,
+        target_img_size=config.target_img_size,
+        grid=config.grid,
+        width_mult=config.width_mult,
+    )
+    supernet = Supernet(space, profile, seed=config.seed).to(device)
+    optimizer = make_optimizer(supernet, config)
+    steps_per_epoch = math.ceil(len(tx) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    warmup = round(config.warmup_epochs * steps_per_epoch)
+    meta: dict[str, Any] = {"step": 0, "total_steps": total, "steps_per_epoch": steps_per_epoch, "history": []}
+
+    if (out / META).exists():
+        previous = read_meta(out)
+        changed = _compatible(previous, supernet, config)
+        if changed:
+            raise SupernetTrainingError(
+                f"{out}: holds a supernet trained with different {', '.join(changed)}; use another --out"
+            )
+        supernet.load_state_dict(read_tensors(out / WEIGHTS, previous["step"], device))
+        load_optimizer(out, optimizer, supernet)
+        meta.update({k: previous[k] for k in ("step", "history", "epoch_loss", "seconds") if k in previous})
+        if dist.main:
+            log(f"resuming {out} at step {meta['step']}/{total}")
+    start_step = meta["step"]
+    if start_step >= total:
+        if dist.main:
+            log(f"{out}: already trained ({total} steps); nothing to do")
+        return read_meta(out)
+
+    ends = sandwich_ends(space, config)
+    meta["sandwich"] = {
+        name: {"arch": arch.to_dict(), "flops": analytic_flops(arch, config.target_img_size)}
+        for name, arch in zip(("largest", "smallest"), ends, strict=True)
+    }
+    largest, smallest = (profile.adapt(arch) for arch in ends)
+    sandwich = _Sandwich(supernet)
+    model: nn.Module = sandwich
+    if dist.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [torch.device(device).index] if device.startswith("cuda") else None
+        model = DistributedDataParallel(sandwich, device_ids=ids, find_unused_parameters=True)
+    criterion = _smoothed_ce(config.label_smoothing)
+    supernet.train()
+    epoch_loss = meta.get("epoch_loss", {"sum": 0.0, "n": 0})
+    elapsed_before = float(meta.get("seconds", 0.0))
+    started = time.monotonic()
+
+    def checkpoint(step: int, finished: bool = False) -> None:
+        meta.update(
+            step=step,
+            epoch=step / steps_per_epoch,
+            finished=finished,
+            epoch_loss=epoch_loss,
+            seconds=elapsed_before + time.monotonic() - started,
+            train=config.to_dict(),
+            data=info.spec,
+            world_size=dist.world,
+        )
+        if dist.main:
+            save_checkpoint(out, supernet, meta, optimizer)
+        _barrier(dist)
+
+    stop = _StopFlag()
+    if progress is not None and dist.main:
+        progress.start(total, start_step)
+    try:
+        with stop:
+            step = start_step
+            while step < total:
+                epoch, within = divmod(step, steps_per_epoch)
+                order = torch.randperm(len(tx), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
+                idx = order[within * config.batch_size : (within + 1) * config.batch_size][dist.rank :: dist.world]
+                x, y = tx[idx.to(tx.device)], ty[idx.to(ty.device)]
+                rng = random.Random(f"{config.seed}:{step}:{dist.rank}")
+                paths = [largest, smallest] + [
+                    profile.adapt(sample_path(space, rng, config)) for _ in range(config.random_paths)
+                ]
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(step, total, warmup, config.lr, config.min_lr)
+                sandwich.paths = paths
+                logits = model(x)
+                teacher = logits[0]
+                losses = [criterion(teacher, y)]
+                soft = F.softmax(teacher.detach(), dim=-1) if config.distill else None
+                for student in logits[1:]:
+                    if soft is not None:
+                        losses.append(-(soft * F.log_softmax(student, dim=-1)).sum(-1).mean())
+                    else:
+                        losses.append(criterion(student, y))
+                loss = torch.stack(losses).sum()
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise SupernetTrainingError(
+                        f"supernet training diverged: loss {value} at step {step + 1} (epoch {epoch + 1}); "
+                        "lower --lr or raise --grad-clip"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(supernet.parameters(), config.grad_clip)
+                optimizer.step()
+                step += 1
+                epoch_loss = {"sum": epoch_loss["sum"] + value, "n": epoch_loss["n"] + 1}
+                if progress is not None and dist.main:
+                    progress.advance(step, value)
+                saved = False
+                if step % steps_per_epoch == 0 or step == total:
+                    record = _epoch_record(supernet, largest, smallest, vx, vy, calib, step, steps_per_epoch, dist)
+                    record["loss"] = epoch_loss["sum"] / max(1, epoch_loss["n"])
+                    record["seconds"] = elapsed_before + time.monotonic() - started
+                    meta["history"].append(record)
+                    epoch_loss = {"sum": 0.0, "n": 0}
+                    if dist.main:
+                        log(
+                            f"epoch {record['epoch']:g}/{config.epochs}: loss {record['loss']:.4f}, val acc "
+                            f"largest {record['val_acc_largest']:.4f} smallest {record['val_acc_smallest']:.4f}, "
+                            f"{record['seconds']:.0f}s"
+                        )
+                    checkpoint(step, finished=step == total)
+                    saved = True
+                elif config.save_every and step % config.save_every == 0:
+                    checkpoint(step)
+                    saved = True
+                if _any_stop(stop.requested, dist, device):
+                    if not saved:
+                        checkpoint(step)
+                    if dist.main:
+                        log(f"stopped at step {step}/{total}; checkpoint in {out} (run the same command to resume)")
+                    raise KeyboardInterrupt
+                if max_steps is not None and max_steps <= step < total:
+                    if not saved:
+                        checkpoint(step)
+                    break
+    finally:
+        if progress is not None and dist.main:
+            progress.stop()
+    result = read_meta(out) if dist.main else meta
+    if dist.owned:
+        import torch.distributed as tdist
+
+        tdist.destroy_process_group()
+    return result
+
+
+def _smoothed_ce(smoothing: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, target, label_smoothing=smoothing)
+
+    return loss
+
+
+def _epoch_record(
+    supernet: Supernet,
+    largest: ArchConfig,
+    smallest: ArchConfig,
+    vx: torch.Tensor,
+    vy: torch.Tensor,
+    calib: torch.Tensor,
+    step: int,
+    steps_per_epoch: int,
+    dist: _Distributed,
+) -> dict[str, Any]:
+    """Validation accuracy of the largest and smallest paths (rank 0 only; NaN on the others)."""
+    record: dict[str, Any] = {"epoch": step / steps_per_epoch, "step": step}
+    for name, path in (("largest", largest), ("smallest", smallest)):
+        record[f"val_acc_{name}"] = path_accuracy(supernet, path, vx, vy, calib) if dist.main else math.nan
+    return record
+
+
+def _barrier(dist: _Distributed) -> None:
+    if dist.world > 1:
+        import torch.distributed as tdist
+
+        tdist.barrier()
+
+
+def _any_stop(requested: bool, dist: _Distributed, device: str) -> bool:
+    """Whether any process was asked to stop (all must stop at the same step)."""
+    if dist.world == 1:
+        return requested
+    import torch.distributed as tdist
+
+    flag = torch.tensor([1.0 if requested else 0.0], device=device)
+    tdist.all_reduce(flag, op=tdist.ReduceOp.MAX)
+    return bool(flag.item())
