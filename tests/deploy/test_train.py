@@ -116,7 +116,7 @@ def test_train_cli_reports_bad_input_in_one_line(tmp_path):
     base = ["--data", "synthetic", "--img-size", "32", "--epochs", "1", "--out", str(tmp_path / "o")]
     cases = {
         ("missing.yaml",): "missing.yaml",
-        ("test_vit", "--from-supernet", "x.ckpt"): "needs the supernet module (issue 6)",
+        ("test_vit", "--from-supernet", "x.ckpt"): "x.ckpt: no supernet checkpoint here",
         ("test_vit", "--teacher", "test_vit"): "a teacher needs its weights",
         ("test_vit", "--teacher-weights", str(tmp_path / "none.pt")): "no such weights file",
         ("test_vit", "--batch-size", "31"): "even batch size",

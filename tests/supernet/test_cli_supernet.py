@@ -164,3 +164,30 @@ def test_torchrun_trains_with_two_processes_on_cpu(tmp_path):
     meta = json.loads((tmp_path / "ckpt" / "supernet.json").read_text())
     assert meta["world_size"] == 2 and meta["finished"] and meta["step"] == 4
     assert load_supernet(tmp_path / "ckpt").extract(SearchSpace.from_dict(SPACE).largest(64)) is not None
+
+
+def test_train_from_supernet_starts_from_the_inherited_weights(tmp_path):
+    """`vitsearch train --from-supernet` with a supernet trained at the identity profile (full widths)."""
+    from safetensors.torch import load_file
+
+    space_file = tmp_path / "mini.yaml"
+    space_file.write_text(yaml.safe_dump(SPACE))
+    identity = ["--width-mult", 1, "--target-img-size", 32, "--input-size", 32]
+    result = invoke(
+        "supernet", "train", "--space", space_file, "--out", tmp_path / "ckpt", "--data", "synthetic",
+        "--epochs", 1, "--train-subset", 32, "--val-subset", 32, "--random-paths", 0, *identity,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    arch = SearchSpace.load(space_file).smallest(32)
+    arch.save(tmp_path / "arch.yaml")
+    result = invoke(
+        "train", tmp_path / "arch.yaml", "--from-supernet", tmp_path / "ckpt", "--data", "synthetic",
+        "--img-size", 32, "--epochs", 1, "--train-subset", 32, "--val-subset", 32, "--batch-size", 16,
+        "--lr", 1e-12, "--ema-decay", 0.0, "--out", tmp_path / "train",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    inherited = load_supernet(tmp_path / "ckpt").extract(arch).state_dict()
+    trained = load_file(tmp_path / "train" / "model.safetensors")
+    assert trained and set(trained) <= set(inherited)
+    for key, value in trained.items():  # learning rate ~0: the weights stay what the supernet gave
+        torch.testing.assert_close(value, inherited[key], msg=key)
