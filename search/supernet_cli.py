@@ -102,7 +102,7 @@ def train(
     ] = 2,
     distill: Annotated[
         bool, typer.Option("--distill/--no-distill", help="In-place distillation from the largest path.")
-    ] = True,
+    ] = False,
     train_subset: Annotated[int | None, typer.Option("--train-subset", min=1, help="Training images.")] = None,
     val_subset: Annotated[int | None, typer.Option("--val-subset", min=1, help="Per-epoch check images.")] = None,
     width_mult: Annotated[float, typer.Option("--width-mult", help="Path widths x this (as the proxy).")] = 0.25,

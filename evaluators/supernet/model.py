@@ -223,6 +223,8 @@ class Supernet(nn.Module):
             out["cls_token"] = lead(self.cls_token, (1, 1, width0), "cls_token")
         if template.pos_embed is not None:
             side = template.stages[0].grid_in.height
+            if f"g{side}" not in self.pos_embed:
+                raise PathError(f"pos_embed: no learned position embedding for a {side}x{side} grid in the supernet")
             spatial = lead(self.pos_embed[f"g{side}"], (1, side * side, width0), "pos_embed")
             if template.cls_token is not None:
                 spatial = torch.cat([lead(self.pos_embed_cls, (1, 1, width0), "pos_embed"), spatial], dim=1)

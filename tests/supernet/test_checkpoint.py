@@ -132,3 +132,34 @@ def test_incomplete_foreign_and_incompatible_checkpoints_are_refused(tmp_path):
     (tmp_path / OPTIMIZER).unlink()
     with pytest.raises(CheckpointError, match="no supernet checkpoint"):
         load_supernet(tmp_path / "nowhere")
+
+
+def test_distillation_is_a_real_switch(tmp_path):
+    sp = one_mixer_space("attention")
+    plain = train_supernet(sp, TINY, tmp_path / "plain", log=lambda line: None, max_steps=1)
+    taught = TINY.__class__(**{**TINY.to_dict(), "distill": True})
+    distilled = train_supernet(sp, taught, tmp_path / "distilled", log=lambda line: None, max_steps=1)
+    assert plain["train"]["distill"] is False and distilled["train"]["distill"] is True
+    a, b = load_supernet(tmp_path / "plain").state_dict(), load_supernet(tmp_path / "distilled").state_dict()
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # same init, same batch and paths: only the targets differ
+
+
+def test_a_budget_keeps_the_sandwich_and_random_paths_within_it():
+    import random
+
+    from vitsearch.evaluators.complexity import analytic_flops
+    from vitsearch.evaluators.supernet.train import sample_path, sandwich_ends
+    from vitsearch.space import ConfigError
+
+    sp = one_mixer_space("attention")
+    low, high = analytic_flops(sp.smallest(64), 64), analytic_flops(sp.largest(64), 64)
+    budget = (low + high) // 2
+    config = TINY.__class__(**{**TINY.to_dict(), "max_flops": budget})
+    top, bottom = sandwich_ends(sp, config)
+    assert analytic_flops(top, 64) <= budget and bottom == sp.smallest(64)
+    rng = random.Random(0)
+    flops = [analytic_flops(sample_path(sp, rng, config), 64) for _ in range(30)]
+    assert max(flops) <= budget and analytic_flops(top, 64) >= max(flops)
+    assert sandwich_ends(sp, TINY)[0] == sp.largest(64)  # no budget: the exact largest
+    with pytest.raises(ConfigError, match="--budget"):
+        sandwich_ends(sp, TINY.__class__(**{**TINY.to_dict(), "max_flops": low - 1}))
