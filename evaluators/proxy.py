@@ -18,10 +18,8 @@ trial failed.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -29,6 +27,7 @@ from torch import nn
 
 from .base import BaseEvaluator, DivergedError, register_evaluator
 from .data import DatasetInfo, load_dataset, materialize, stratified_subset
+from .latency import torch_threads
 from .profile import ProxyProfile, adapt_arch
 
 if TYPE_CHECKING:
@@ -38,19 +37,6 @@ if TYPE_CHECKING:
 
 DIVERGE_FACTOR = 20.0  # a batch loss above this x max(first loss, ln classes) counts as divergence
 EVAL_BATCH = 256
-
-
-@contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @torch.no_grad()
@@ -110,7 +96,7 @@ class ProxyEvaluator(BaseEvaluator):
         return adapt_arch(resolve_arch(arch), info.img_size, p.target_img_size, p.grid, p.width_mult)
 
     def evaluate(self, arch: ArchConfig | str, trial: optuna.Trial | None = None) -> dict[str, float]:
-        with _threads(self.profile.threads), torch.random.fork_rng(devices=[]):
+        with torch_threads(self.profile.threads), torch.random.fork_rng(devices=[]):
             return self._train(arch, trial)
 
     def _train(self, arch: ArchConfig | str, trial: optuna.Trial | None) -> dict[str, float]:

@@ -312,8 +312,6 @@ def train(job: TrainJob, on_step: StepCallback | None = None, on_epoch: EpochCal
         ConfigError: bad input (architecture, data, teacher, checkpoint, a changed resume).
         DivergedError: the loss or gradients became non-finite.
     """
-    if job.threads is None:
-        return _train(job, on_step, on_epoch)
     from vitsearch.evaluators.latency import torch_threads
 
     with torch_threads(job.threads):

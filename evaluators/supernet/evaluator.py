@@ -12,7 +12,7 @@ from vitsearch.space import ConfigError
 
 from ..base import BaseEvaluator, EvaluationFailed, register_evaluator
 from ..data import load_dataset, materialize, stratified_subset
-from ..proxy import _threads
+from ..latency import torch_threads
 from .checkpoint import load_supernet
 from .dims import PathError
 from .score import path_accuracy
@@ -102,7 +102,7 @@ class SupernetEvaluator(BaseEvaluator):
         if key in self._cache:
             return dict(self._cache[key])
         start = time.perf_counter()
-        with _threads(self.threads):
+        with torch_threads(self.threads):
             vx, vy, calib = self.tensors()
             try:
                 path = self.supernet.adapt(arch)
