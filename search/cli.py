@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable
@@ -250,9 +251,17 @@ def run(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     out: Annotated[Path | None, typer.Option("--out", help="Run directory (default studies/runs/<study>).")] = None,
     storage: Annotated[
-        str | None, typer.Option("--storage", help="Optuna storage URL (default <out>/study.db).")
+        str | None,
+        typer.Option(
+            "--storage",
+            help="Optuna storage URL (default sqlite:///<out>/study.db), e.g. postgresql+psycopg2://user@host/db, "
+            "or journal:PATH for a journal file.",
+        ),
     ] = None,
     study: Annotated[str | None, typer.Option("--study", help="Study name (default: space name and budget).")] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Worker processes on this machine, sharing the study.")
+    ] = 1,
     params_objective: Annotated[bool, typer.Option("--params-objective", help="Also minimise params.")] = False,
     img_size: ImgSize = 224,
     num_classes: NumClasses = 1000,
@@ -304,6 +313,7 @@ def run(
         study_name=study_name,
         pruner=pruner,
         params_objective=params_objective,
+        workers=workers,
         **_latency_options(max_latency, latency_objective, latency_backend, latency_threads),
     )
     run_with_progress(config, out, console)
@@ -331,12 +341,15 @@ def show(
 ) -> None:
     """Print the Pareto front of a study."""
     from vitsearch.search.driver import load_study
-    from vitsearch.search.live import pareto_table
+    from vitsearch.search.live import failures_frame, failures_table, pareto_table
     from vitsearch.search.results import pareto_frame, trials_frame
 
     loaded = load_study(target, study)
     trials = trials_frame(loaded)
     console.print(pareto_table(pareto_frame(trials), title=f"Pareto front of {loaded.study_name}"))
+    failed = failures_frame(trials)
+    if not failed.empty:
+        console.print(failures_table(failed))
     counts = trials["state"].value_counts().to_dict() if not trials.empty else {}
     console.print(", ".join(f"{n} {state.lower()}" for state, n in counts.items()) or "no trials yet")
 
@@ -663,6 +676,8 @@ def main() -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # `kill` (SIGTERM) unwinds like Ctrl-C: the running trial is failed and re-queued, outputs written.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         app()
     except KeyboardInterrupt:

@@ -13,9 +13,11 @@ whose pruner decides; the decision ends the real trial as PRUNED.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,8 @@ from vitsearch.evaluators.complexity import analytic_flops
 from vitsearch.evaluators.pruners import COST_ATTR, DEFAULT_PRUNER, make_pruner
 from vitsearch.space import ArchConfig, ConfigError
 from vitsearch.space.search_space import SearchSpace
+
+from . import workers as shared_study
 
 SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
     # TPE: multivariate over the conditional per-layer choices, constant liar for parallel workers.
@@ -75,6 +79,9 @@ class SearchConfig:
     max_latency_ms: float | None = None  # latency cap measured on this machine (see LatencyGate)
     latency_objective: bool = False  # also minimise the measured latency
     latency: timing.LatencySettings = field(default_factory=timing.LatencySettings)
+    workers: int = 1  # processes on this machine (run_with_progress starts them; run_search is one)
+    heartbeat_interval: float = shared_study.HEARTBEAT_INTERVAL
+    grace_period: float = shared_study.GRACE_PERIOD
 
     @property
     def directions(self) -> list[str]:
@@ -96,6 +103,7 @@ class TrialOutcome:
     score: float | None = None
     reason: str = ""
     seconds: float = 0.0
+    unexpected_error: bool = False  # the evaluator raised something other than EvaluationFailed
 
 
 @dataclass
@@ -132,10 +140,10 @@ def check_budget(config: SearchConfig) -> tuple[ArchConfig, int]:
     return smallest, flops
 
 
-def open_study(config: SearchConfig) -> optuna.Study:
+def open_study(config: SearchConfig, storage: optuna.storages.BaseStorage | None = None) -> optuna.Study:
     study = optuna.create_study(
         study_name=config.study_name,
-        storage=config.storage,
+        storage=storage if storage is not None else shared_study.open_storage(config.storage),
         directions=config.directions,
         sampler=make_sampler(config.sampler, config.seed),
         load_if_exists=True,
@@ -172,7 +180,7 @@ def _study_signature(config: SearchConfig) -> dict[str, Any]:
 
 
 def evaluated_count(study: optuna.Study) -> int:
-    return sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get("result", {}).get("evaluated"))
+    return sum(map(_is_evaluated, study.get_trials(deepcopy=False)))
 
 
 class LatencyGate:
@@ -230,58 +238,129 @@ class _PruningTrial:
 def run_search(config: SearchConfig, on_trial: Callable[[TrialOutcome, optuna.Study], None] | None = None):
     """Run (or resume) a study until ``config.trials`` architectures are evaluated.
 
+    Any number of processes may run this on the same storage and study at once (see
+    ``search.workers``): each evaluates only what the decision lock gives it, so the study ends with
+    exactly ``config.trials`` evaluated architectures, none twice.
+
     Args:
         config: what to search and how.
-        on_trial: called after every trial (progress display).
+        on_trial: called after every trial of this process (progress display).
     """
     check_budget(config)
-    pruner = make_pruner(config.pruner)
-    study = open_study(config)
+    storage = shared_study.open_storage(config.storage)
+    study = open_study(config, storage)
     shadow = optuna.create_study(
         study_name=f"{config.study_name}:pruning",
-        storage=config.storage,
+        storage=storage,
         direction="maximize",
-        pruner=pruner,
+        pruner=make_pruner(config.pruner),
         load_if_exists=True,
     )
     result = SearchResult(study=study, config=config)
-    seen = _completed_by_digest(study)
     gate = LatencyGate(config, study) if config.measures_latency else None
-    rejected_in_a_row = 0
+    reaper = shared_study.Reaper(grace=config.grace_period)
+    lock = shared_study.decision_lock(config.storage, config.study_name)
+    rejected_in_a_row = errors_in_a_row = 0
     started = time.monotonic()
-    while evaluated_count(study) < config.trials:
-        if config.timeout is not None and time.monotonic() - started > config.timeout:
-            break
-        outcome = _one_trial(config, study, shadow, seen, gate)
-        result.outcomes.append(outcome)
-        rejected_in_a_row = rejected_in_a_row + 1 if outcome.state in ("REJECTED", "DUPLICATE") else 0
-        if on_trial is not None:
-            on_trial(outcome, study)
-        if rejected_in_a_row >= MAX_REJECTED_PER_EVALUATION:
-            raise RuntimeError(
-                f"{rejected_in_a_row} samples in a row were over budget or already evaluated: "
-                "the space under this budget looks exhausted (raise --budget or widen the space)"
-            )
+    with shared_study.Heartbeat(storage, config.heartbeat_interval) as heartbeat:
+        ctx = _Worker(config, study, shadow, lock, heartbeat, reaper, gate)
+        while True:
+            reaper.reap(study, shadow)
+            done, in_flight = _slots(study)
+            if done >= config.trials:
+                break
+            if config.timeout is not None and time.monotonic() - started > config.timeout:
+                break
+            if done + in_flight >= config.trials:  # the last slots are being evaluated elsewhere
+                time.sleep(POLL_SECONDS)
+                continue
+            outcome = _one_trial(ctx)
+            result.outcomes.append(outcome)
+            rejected_in_a_row = rejected_in_a_row + 1 if outcome.state in ("REJECTED", "DUPLICATE") else 0
+            errors_in_a_row = errors_in_a_row + 1 if outcome.unexpected_error else 0
+            if on_trial is not None:
+                on_trial(outcome, study)
+            if rejected_in_a_row >= MAX_REJECTED_PER_EVALUATION:
+                raise RuntimeError(
+                    f"{rejected_in_a_row} samples in a row were over budget or already evaluated: "
+                    "the space under this budget looks exhausted (raise --budget or widen the space)"
+                )
+            if errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
+                raise RuntimeError(
+                    f"{errors_in_a_row} evaluations in a row failed with an unexpected error, the last: "
+                    f"{outcome.reason} (see `vitsearch show` for every failure)"
+                )
     return result
 
 
-def _completed_by_digest(study: optuna.Study) -> dict[str, optuna.trial.FrozenTrial]:
-    return {
-        t.user_attrs["record"]["digest"]: t
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if t.user_attrs.get("result", {}).get("evaluated")
-    }
+POLL_SECONDS = 0.5  # how often a waiting worker looks at the study again
+MAX_ERRORS_IN_A_ROW = 10  # unexpected evaluator errors (not EvaluationFailed) before the search stops
 
 
-def _one_trial(
-    config: SearchConfig,
-    study: optuna.Study,
-    shadow: optuna.Study,
-    seen: dict[str, optuna.trial.FrozenTrial],
-    gate: LatencyGate | None = None,
-) -> TrialOutcome:
-    # Each user attr is a storage round trip (an fsync with SQLite): three per trial, not one per field.
-    trial = study.ask()
+def _is_evaluated(trial: optuna.trial.FrozenTrial) -> bool:
+    # finished too: the result is written just before the trial is told, and until then it is in flight
+    return trial.state.is_finished() and bool(trial.user_attrs.get("result", {}).get("evaluated"))
+
+
+def _is_in_flight(trial: optuna.trial.FrozenTrial) -> bool:
+    return trial.state == optuna.trial.TrialState.RUNNING and trial.system_attrs.get(shared_study.CLAIM_KEY) == "evaluate"
+
+
+def _slots(study: optuna.Study) -> tuple[int, int]:
+    """(evaluated, being evaluated): the slots of ``--trials`` taken."""
+    trials = study.get_trials(deepcopy=False)
+    return sum(map(_is_evaluated, trials)), sum(map(_is_in_flight, trials))
+
+
+@dataclass
+class _Worker:
+    """What one process needs to run trials on a shared study."""
+
+    config: SearchConfig
+    study: optuna.Study
+    shadow: optuna.Study
+    lock: Callable[[], Any]
+    heartbeat: shared_study.Heartbeat
+    reaper: shared_study.Reaper
+    gate: LatencyGate | None
+
+    @property
+    def storage(self) -> optuna.storages.BaseStorage:
+        return self.study._storage
+
+
+def _one_trial(ctx: _Worker) -> TrialOutcome:
+    trial = ctx.study.ask()
+    ctx.heartbeat.hold(trial._trial_id)
+    try:
+        return _run_trial(ctx, trial)
+    except BaseException as err:  # interrupted, or a bug: never leave the trial RUNNING
+        interrupted = isinstance(err, (KeyboardInterrupt, SystemExit))
+        reason = "interrupted" if interrupted else f"{type(err).__name__}: {_first_line(err)}"
+        _abandon(ctx, trial, reason, requeue=interrupted)
+        raise
+    finally:
+        ctx.heartbeat.release(trial._trial_id)
+
+
+def _abandon(ctx: _Worker, trial: optuna.Trial, reason: str, requeue: bool) -> None:
+    """FAIL a trial this process holds (and its shadow); re-queue it when the search will go on."""
+    try:
+        ctx.storage.set_trial_user_attr(trial._trial_id, "result", {"fail_reason": reason})
+        ctx.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    except (optuna.exceptions.UpdateFinishedTrialError, ValueError, RuntimeError):
+        return  # already finished (told before the interruption, or reaped)
+    shadow_id = ctx.storage.get_trial_system_attrs(trial._trial_id).get(shared_study.SHADOW_KEY)
+    if shadow_id is not None:
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            ctx.storage.set_trial_state_values(shadow_id, optuna.trial.TrialState.FAIL)
+    if requeue and trial.params:
+        shared_study.requeue_trial(ctx.study, trial, int(trial.user_attrs.get("retries", 0)))
+
+
+def _run_trial(ctx: _Worker, trial: optuna.Trial) -> TrialOutcome:
+    # Each user attr is a storage round trip (an fsync with SQLite): few per trial, not one per field.
+    config, study = ctx.config, ctx.study
     try:
         arch = config.space.sample(trial)
     except ConfigError:  # SearchSpace.check should make this impossible: a bug, so stop loudly
@@ -293,7 +372,7 @@ def _one_trial(
     if config.max_params is not None:
         over.append((params - config.max_params) / config.max_params)
     within_flops = max(over) <= 0
-    latency_ms = gate.apply(arch, over) if gate is not None else None
+    latency_ms = ctx.gate.apply(arch, over) if ctx.gate is not None else None
     trial.set_user_attr("arch", arch.to_dict())
     trial.set_user_attr(
         "record",
@@ -304,7 +383,7 @@ def _one_trial(
             "constraint": over,
             "evaluator": config.evaluator.name,
             "evaluator_settings": json.loads(json.dumps(config.evaluator.settings(), default=str)),
-            **_latency_record(gate, latency_ms),
+            **_latency_record(ctx.gate, latency_ms),
         },
     )
     objectives = [flops] + ([params] if config.params_objective else [])
@@ -317,15 +396,85 @@ def _one_trial(
         study.tell(trial, [0.0, *objectives])
         outcome.state, outcome.reason = "REJECTED", "over budget" if not within_flops else "over latency"
         return outcome
-    if arch.digest() in seen:
-        previous = seen[arch.digest()]
-        outcome.state, outcome.score = "DUPLICATE", previous.values[0]
-        trial.set_user_attr("result", {"duplicate_of": previous.number, "score": outcome.score})
-        study.tell(trial, [outcome.score, *objectives])
-        return outcome
 
+    decision, other = _decide(ctx, trial, arch.digest())
+    if decision == "duplicate":
+        return _mirror(ctx, trial, other, objectives, outcome)
+    if decision == "surplus":
+        reason = "not evaluated: other workers took the last of --trials"
+        trial.set_user_attr("result", {"unused": True, "fail_reason": reason})
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        outcome.state, outcome.reason = "UNUSED", reason
+        return outcome
+    return _evaluate(ctx, trial, arch, objectives, outcome)
+
+
+def _decide(ctx: _Worker, trial: optuna.Trial, digest: str) -> tuple[str, optuna.trial.FrozenTrial | None]:
+    """evaluate, duplicate (of an evaluated trial) or surplus; decided under the study's lock.
+
+    The claim is written before the lock is released, so the next worker to decide counts it:
+    that is what keeps N workers to exactly ``--trials`` evaluations and no architecture twice.
+    A trial evaluating the same architecture elsewhere is waited for, then mirrored.
+    """
+    while True:
+        with ctx.lock():
+            trials = ctx.study.get_trials(deepcopy=False)
+            for other in trials:
+                if other.number != trial.number and _digest(other) == digest and _is_evaluated(other):
+                    return "duplicate", other
+            owner = next((t for t in trials if _is_in_flight(t) and _digest(t) == digest), None)
+            if owner is None:
+                if sum(map(_is_evaluated, trials)) + sum(map(_is_in_flight, trials)) >= ctx.config.trials:
+                    return "surplus", None
+                ctx.storage.set_trial_system_attr(trial._trial_id, shared_study.CLAIM_KEY, "evaluate")
+                return "evaluate", None
+        _wait_until_finished(ctx, owner.number)
+
+
+def _digest(trial: optuna.trial.FrozenTrial) -> str | None:
+    return trial.user_attrs.get("record", {}).get("digest")
+
+
+def _wait_until_finished(ctx: _Worker, number: int) -> None:
+    while True:
+        ctx.reaper.reap(ctx.study, ctx.shadow)
+        if ctx.study.get_trials(deepcopy=False)[number].state.is_finished():
+            return
+        time.sleep(POLL_SECONDS)
+
+
+def _mirror(
+    ctx: _Worker,
+    trial: optuna.Trial,
+    original: optuna.trial.FrozenTrial,
+    objectives: list[float],
+    outcome: TrialOutcome,
+) -> TrialOutcome:
+    """A duplicate takes its original's outcome: the same score, or the same pruning or failure."""
+    result: dict[str, Any] = {"duplicate_of": original.number}
+    outcome.state = "DUPLICATE"
+    if original.state == optuna.trial.TrialState.COMPLETE:
+        outcome.score = result["score"] = original.values[0]
+        trial.set_user_attr("result", result)
+        ctx.study.tell(trial, [outcome.score, *objectives])
+        return outcome
+    reason = original.user_attrs.get("result", {}).get("fail_reason")
+    outcome.reason = result["fail_reason"] = f"duplicate of trial {original.number} ({original.state.name.lower()})"
+    if reason:
+        outcome.reason = result["fail_reason"] = f"{outcome.reason}: {reason}"
+    trial.set_user_attr("result", result)
+    ctx.study.tell(trial, state=original.state)
+    return outcome
+
+
+def _evaluate(
+    ctx: _Worker, trial: optuna.Trial, arch: ArchConfig, objectives: list[float], outcome: TrialOutcome
+) -> TrialOutcome:
+    config, study, shadow = ctx.config, ctx.study, ctx.shadow
     shadow_trial = shadow.ask()
-    shadow_trial.set_user_attr(COST_ATTR, flops)  # what the default dominance pruner compares
+    ctx.heartbeat.hold(shadow_trial._trial_id)
+    ctx.storage.set_trial_system_attr(trial._trial_id, shared_study.SHADOW_KEY, shadow_trial._trial_id)
+    shadow_trial.set_user_attr(COST_ATTR, outcome.flops)  # what the default dominance pruner compares
     started = time.monotonic()
     result: dict[str, Any] = {"evaluated": True, "shadow_trial": shadow_trial.number}
     state = optuna.trial.TrialState.COMPLETE
@@ -339,6 +488,14 @@ def _one_trial(
     except EvaluationFailed as err:
         state, outcome.reason = optuna.trial.TrialState.FAIL, err.reason
         result["fail_reason"] = err.reason
+    except Exception as err:  # a mixer raising, out of memory...: this trial fails, the study goes on
+        state, outcome.reason = optuna.trial.TrialState.FAIL, _error_reason(err)
+        outcome.unexpected_error = not _is_out_of_memory(err)
+        result["fail_reason"] = outcome.reason
+        result["traceback"] = traceback.format_exc(limit=-8)[-4000:]
+        _release_memory()
+    finally:
+        ctx.heartbeat.release(shadow_trial._trial_id)
     outcome.seconds = result["seconds"] = time.monotonic() - started
     outcome.state = state.name
     if state == optuna.trial.TrialState.COMPLETE:
@@ -346,15 +503,47 @@ def _one_trial(
         result["metrics"] = {
             k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)
         }
-    trial.set_user_attr("result", result)
-    if state == optuna.trial.TrialState.COMPLETE:
-        study.tell(trial, [score, *objectives])
-        shadow.tell(shadow_trial, score)
-        seen[arch.digest()] = study.get_trials(deepcopy=False)[trial.number]
-    else:
-        study.tell(trial, state=state)
-        shadow.tell(shadow_trial, state=state)
+    try:
+        trial.set_user_attr("result", result)
+        if state == optuna.trial.TrialState.COMPLETE:
+            study.tell(trial, [score, *objectives])
+            shadow.tell(shadow_trial, score)
+        else:
+            study.tell(trial, state=state)
+            shadow.tell(shadow_trial, state=state)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        # Another worker took this one for dead (no heartbeat for the grace period) and re-queued it.
+        outcome.state, outcome.reason = "REAPED", "failed by another worker as stale; re-queued"
     return outcome
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    import torch
+
+    return isinstance(err, (MemoryError, torch.OutOfMemoryError)) or (
+        isinstance(err, RuntimeError) and ("out of memory" in str(err) or "can't allocate memory" in str(err))
+    )
+
+
+def _error_reason(err: BaseException) -> str:
+    if _is_out_of_memory(err):
+        return f"out of memory ({type(err).__name__}: {_first_line(err)})"
+    return f"{type(err).__name__}: {_first_line(err)}"
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:300] if text else "(no message)"
+
+
+def _release_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _latency_record(gate: LatencyGate | None, latency_ms: float | None) -> dict[str, Any]:
@@ -366,9 +555,10 @@ def _latency_record(gate: LatencyGate | None, latency_ms: float | None) -> dict[
 def load_study(out_or_storage: str | Path, study_name: str | None = None) -> optuna.Study:
     """Open a finished or running study from its run directory (``study.db``) or a storage URL."""
     target = str(out_or_storage)
-    storage = target if "://" in target else f"sqlite:///{Path(target) / 'study.db'}"
-    if "://" not in target and not (Path(target) / "study.db").exists():
+    is_url = "://" in target or target.startswith(shared_study.JOURNAL_PREFIX)
+    if not is_url and not (Path(target) / "study.db").exists():
         raise ConfigError(target, "no study.db here (is it a vitsearch run directory?)")
+    storage = shared_study.open_storage(target if is_url else f"sqlite:///{Path(target) / 'study.db'}")
     names = [s.study_name for s in optuna.get_all_study_summaries(storage) if not s.study_name.endswith(":pruning")]
     if study_name is None:
         if len(names) != 1:

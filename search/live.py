@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -11,6 +15,9 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
+
+from vitsearch.evaluators.latency import torch_threads
+from vitsearch.space import ConfigError
 
 from .driver import SearchConfig, TrialOutcome, evaluated_count, run_search
 from .plots import write_plots
@@ -59,8 +66,8 @@ def write_outputs(study: optuna.Study, config: SearchConfig, out: Path, plots: b
 class _Progress:
     """Trial k/N, best within budget, ETA; a rich live view on a terminal, plain lines otherwise."""
 
-    def __init__(self, config: SearchConfig, console: Console, already: int):
-        self.config, self.console = config, console
+    def __init__(self, config: SearchConfig, console: Console, already: int, study: optuna.Study):
+        self.config, self.console, self.study = config, console, study
         self.already, self.started = already, time.monotonic()
         self.best: TrialOutcome | None = None
         self.counts: dict[str, int] = {}
@@ -91,6 +98,11 @@ class _Progress:
                 highlight=False,
             )
 
+    def idle(self) -> None:
+        """Refresh while other workers finish their trials."""
+        if self.live is not None:
+            self.live.update(self._view(evaluated_count(self.study)))
+
     def _eta(self, done: int) -> str:
         new = done - self.already
         if new <= 0:
@@ -114,7 +126,7 @@ class _Progress:
 
 
 def run_with_progress(config: SearchConfig, out: Path, console: Console) -> None:
-    """Run or resume the study, then write every output file into ``out``."""
+    """Run or resume the study (with ``config.workers`` processes), then write every output file into ``out``."""
     from vitsearch.search.driver import check_budget, open_study
 
     smallest, smallest_flops = check_budget(config)
@@ -124,16 +136,92 @@ def run_with_progress(config: SearchConfig, out: Path, console: Console) -> None
         f"space {config.space.name!r} ({config.space.size():.3g} architectures, smallest "
         f"{smallest_flops / 1e9:.3f} GFLOPs), budget {config.budget / 1e9:g} GFLOPs at {config.img_size}px, "
         f"evaluator {config.evaluator.name}, sampler {config.sampler}; "
-        + (f"resuming at {already}/{config.trials}" if already else f"{config.trials} trials"),
+        + (f"resuming at {already}/{config.trials}" if already else f"{config.trials} trials")
+        + (f"; {config.workers} workers" if config.workers > 1 else ""),
         highlight=False,
     )
     try:
-        with _Progress(config, console, already) as progress:
-            run_search(config, on_trial=progress)
+        with _Progress(config, console, already, study) as progress, WorkerPool(config) as pool:
+            with torch_threads(pool.threads_per_worker):
+                run_search(config, on_trial=progress)
+            pool.wait(progress.idle)
     finally:  # an interrupted run still leaves consistent files for what it finished
         study = open_study(config)
         written = write_outputs(study, config, out)
         front = pareto_frame(trials_frame(study), front_objectives(config))
         if not front.empty:
             console.print(pareto_table(front))
+        failed = failures_frame(trials_frame(study))
+        if not failed.empty:
+            console.print(f"{len(failed)} failed trials (reasons: `vitsearch show {out}`)", highlight=False)
         console.print("wrote " + ", ".join(p.name for p in written) + f" in {out}")
+
+
+class WorkerPool:
+    """``config.workers - 1`` extra processes running the same search loop; this process is the last.
+
+    They share the study through its storage (``search/workers.py`` keeps them to exactly
+    ``--trials`` evaluations). Each gets an equal share of the CPU cores for torch.
+    """
+
+    def __init__(self, config: SearchConfig):
+        self.config = config
+        self.threads_per_worker = max(1, (os.cpu_count() or 1) // config.workers) if config.workers > 1 else None
+        self.processes: list = []
+
+    def __enter__(self) -> WorkerPool:
+        if self.config.workers > 1:
+            if self.config.storage is None:
+                raise ConfigError("--workers", "needs a storage that processes share (not in-memory)")
+            context = multiprocessing.get_context("spawn")  # no forked torch or SQLite state
+            for _ in range(self.config.workers - 1):
+                process = context.Process(target=worker_main, args=(self.config, self.threads_per_worker), daemon=True)
+                process.start()
+                self.processes.append(process)
+        return self
+
+    def wait(self, tick: Callable[[], None]) -> None:
+        """Wait for the other workers to finish their last trials."""
+        while any(p.is_alive() for p in self.processes):
+            tick()
+            for process in self.processes:
+                process.join(timeout=1.0)
+        failed = [p.exitcode for p in self.processes if p.exitcode not in (0, None)]
+        if failed:
+            raise RuntimeError(f"{len(failed)} worker processes exited with codes {failed}; the study is resumable")
+
+    def __exit__(self, *exc: object) -> None:
+        for process in self.processes:  # interrupted: their trials are failed and re-queued on SIGTERM
+            if process.is_alive():
+                process.terminate()
+        for process in self.processes:
+            process.join(timeout=30)
+
+
+def worker_main(config: SearchConfig, threads: int | None) -> None:
+    """One extra worker process: the search loop, quiet; SIGTERM fails and re-queues its trial."""
+    import signal
+    import warnings
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", module="optuna")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with torch_threads(threads):
+        run_search(config)
+
+
+def failures_frame(trials: pd.DataFrame) -> pd.DataFrame:
+    """The failed trials with their reasons (not the unused samples of parallel workers)."""
+    if trials.empty or "fail_reason" not in trials:
+        return trials.iloc[0:0]
+    return trials[trials["state"] == "FAIL"]
+
+
+def failures_table(failed: pd.DataFrame, title: str = "failed trials") -> Table:
+    table = Table(title=title)
+    for column in ("trial", "GFLOPs", "reason"):
+        table.add_column(column, justify="right" if column != "reason" else "left")
+    for row in failed.itertuples():
+        table.add_row(str(row.trial), f"{row.gflops:.3f}", str(row.fail_reason or "no reason recorded"))
+    return table

@@ -51,6 +51,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             state = "OVER_BUDGET"
         elif "duplicate_of" in result:
             state = "DUPLICATE"
+        elif result.get("unused"):
+            state = "UNUSED"  # sampled by a parallel worker after the last slot was taken
         rows.append(
             {
                 "trial": t.number,

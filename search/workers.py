@@ -1,0 +1,311 @@
+"""One study shared by many processes: storages, the decision lock, heartbeats and stale trials.
+
+Every worker runs the same loop (``driver.run_search``) on the same storage and study name,
+whether the workers are ``--workers N`` processes on one machine or the same command on
+several machines. Three things make that safe:
+
+* **A decision lock per study.** Deciding that a sampled architecture is evaluated (not a
+  duplicate, and a slot of ``--trials`` is still free) reads the study and marks the trial,
+  under a lock that the storage's users share: ``flock`` on a file beside an SQLite or
+  journal file, an advisory lock on PostgreSQL (``GET_LOCK`` on MySQL), a thread lock in
+  memory. The lock is held for milliseconds and is released by the OS or the database when
+  its holder dies, so a ``kill -9`` cannot leave it taken.
+* **Heartbeats.** Each worker beats for the trials it holds, every ``interval`` seconds, in
+  the trial's system attrs. Optuna's own heartbeat covers RDB storages only (Optuna 5.0's
+  ``JournalStorage`` has none), so this one is written through the generic storage API.
+* **Stale trials are failed and re-queued.** A RUNNING trial is stale when its worker ran on
+  this host and its process is gone (seen at once), or when its beat has not changed for
+  ``grace`` seconds of this process's own clock (no clock skew between machines matters).
+  The reaper marks it FAIL with the reason and enqueues its parameters again, so the next
+  ``ask`` anywhere evaluates the same architecture first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from vitsearch.space import ConfigError
+
+HEARTBEAT_INTERVAL = 10.0  # seconds between beats
+GRACE_PERIOD = 60.0  # a beat unchanged this long (another machine's trial) means its worker is gone
+SQLITE_BUSY_TIMEOUT = 120.0  # seconds SQLite waits for a writer before "database is locked"
+MAX_RETRIES = 2  # re-queues of one architecture whose worker died; a third death fails it for good
+
+BEAT_KEY = "vitsearch:beat"  # {"host", "pid", "n"} written by the holder's heartbeat thread
+CLAIM_KEY = "vitsearch:claim"  # "evaluate" or "duplicate", written under the decision lock
+SHADOW_KEY = "vitsearch:shadow_trial_id"  # the pruning shadow trial to fail with its main trial
+JOURNAL_PREFIX = "journal:"
+
+HOST = socket.gethostname()
+
+
+# --- storages -----------------------------------------------------------------------------------
+
+
+def open_storage(url: str | None) -> optuna.storages.BaseStorage:
+    """An Optuna storage for a URL: SQLAlchemy URLs, ``journal:PATH`` for a journal file, None = memory."""
+    if url is None:
+        return optuna.storages.InMemoryStorage()
+    if url.startswith(JOURNAL_PREFIX):
+        path = Path(url[len(JOURNAL_PREFIX) :])
+        if not path.parent.is_dir():
+            raise ConfigError("--storage", f"no folder {path.parent} for the journal file")
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        return JournalStorage(JournalFileBackend(str(path)))
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        # Python's default of 5 s gives "database is locked" under a few parallel writers
+        # (studies/bench_workers.py measures it); a long busy timeout lets SQLite queue them.
+        engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT}
+    try:
+        return _rdb_storage(url, engine_kwargs)
+    except ModuleNotFoundError as err:  # e.g. psycopg2 for PostgreSQL
+        raise ConfigError("--storage", f"{url.split(':')[0]} needs the Python package {err.name!r}") from None
+    except Exception as err:  # SQLAlchemy's URL and connection errors: one line, naming the URL's scheme
+        raise ConfigError("--storage", f"cannot open {_redacted(url)}: {_first_line(err)}") from None
+
+
+SCHEMA_RACES = ("already exists", "UNIQUE constraint", "duplicate key")
+
+
+def _rdb_storage(url: str, engine_kwargs: dict[str, Any], attempts: int = 5) -> optuna.storages.RDBStorage:
+    # Workers starting together race to create the schema of a new database: SQLite files are
+    # created under the file lock, and on a server the losers of the race retry.
+    lock = decision_lock(url, "") if url.startswith("sqlite") else ThreadLock()
+    for attempt in range(attempts):
+        try:
+            with lock():
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except Exception as err:
+            if not any(s in str(err) for s in SCHEMA_RACES) or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _redacted(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return scheme + sep + rest
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(getattr(err, "orig", None) or err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+# --- the decision lock --------------------------------------------------------------------------
+
+
+class FileLock:
+    """``flock`` on a file: exclusive between processes of one machine, released when its holder dies."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        import fcntl
+
+        with open(self.path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class DatabaseLock:
+    """A named lock held by one database session; the server drops it when the session dies."""
+
+    STATEMENTS = {
+        "postgresql": ("SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)"),
+        "mysql": ("SELECT GET_LOCK(:name, -1)", "SELECT RELEASE_LOCK(:name)"),
+    }
+
+    def __init__(self, url: str, dialect: str, study_name: str):
+        import sqlalchemy
+
+        self.engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+        self.acquire, self.release = (sqlalchemy.text(s) for s in self.STATEMENTS[dialect])
+        digest = hashlib.sha256(f"vitsearch:{study_name}".encode()).digest()
+        self.params = {"key": int.from_bytes(digest[:8], "big", signed=True), "name": f"vitsearch:{study_name}"[:64]}
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self.engine.connect() as connection:
+            connection.execute(self.acquire, self.params)
+            try:
+                yield
+            finally:
+                connection.execute(self.release, self.params)
+
+
+class ThreadLock:
+    """In-memory studies live in one process: a thread lock is enough."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self.lock:
+            yield
+
+
+def decision_lock(url: str | None, study_name: str) -> Callable[[], contextlib.AbstractContextManager[None]]:
+    """The lock every worker of ``study_name`` on ``url`` takes to decide what to evaluate."""
+    if url is None:
+        return ThreadLock()
+    if url.startswith(JOURNAL_PREFIX):
+        return FileLock(Path(f"{url[len(JOURNAL_PREFIX) :]}.lock"))
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    dialect = parsed.get_backend_name()
+    if dialect == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            return ThreadLock()
+        return FileLock(Path(f"{parsed.database}.lock"))
+    if dialect in DatabaseLock.STATEMENTS:
+        return DatabaseLock(url, dialect, study_name)
+    raise ConfigError("--storage", f"{dialect} is not supported (use sqlite, postgresql, mysql or journal:PATH)")
+
+
+# --- heartbeats ---------------------------------------------------------------------------------
+
+
+class Heartbeat:
+    """A daemon thread beating for the trials this process holds (main and pruning shadow)."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage, interval: float = HEARTBEAT_INTERVAL):
+        self.storage, self.interval = storage, interval
+        self.held: set[int] = set()
+        self.count = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vitsearch-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def hold(self, trial_id: int) -> None:
+        """Beat for ``trial_id`` from now on; the first beat is written before this returns."""
+        with self._lock:
+            self.held.add(trial_id)
+            self._beat(trial_id)
+
+    def release(self, trial_id: int) -> None:
+        with self._lock:
+            self.held.discard(trial_id)
+
+    def _beat(self, trial_id: int) -> None:
+        self.count += 1
+        try:
+            self.storage.set_trial_system_attr(trial_id, BEAT_KEY, {"host": HOST, "pid": os.getpid(), "n": self.count})
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self.held.discard(trial_id)  # finished meanwhile (told, or reaped by another worker)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            with self._lock:
+                for trial_id in list(self.held):
+                    self._beat(trial_id)
+
+
+# --- stale trials -------------------------------------------------------------------------------
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+@dataclass
+class Reaper:
+    """Finds the RUNNING trials whose worker is gone, fails them with a reason and re-queues them."""
+
+    grace: float = GRACE_PERIOD
+    seen: dict[int, tuple[Any, float]] = field(default_factory=dict)  # trial id -> (beat, first seen then)
+
+    def stale_reason(self, trial: optuna.trial.FrozenTrial, now: float) -> str | None:
+        beat = trial.system_attrs.get(BEAT_KEY)
+        if beat and beat["host"] == HOST and beat["pid"] != os.getpid() and not _process_alive(beat["pid"]):
+            return f"its worker (pid {beat['pid']} on {HOST}) died"
+        key = (beat or {}).get("n"), (beat or {}).get("pid"), (beat or {}).get("host")
+        last, since = self.seen.get(trial._trial_id, (None, now))
+        if last != key:
+            self.seen[trial._trial_id] = (key, now)
+            return None
+        if now - since > self.grace:
+            where = f"pid {beat['pid']} on {beat['host']}" if beat else "a worker that never beat"
+            return f"no heartbeat from its worker ({where}) for {now - since:.0f} s"
+        return None
+
+    def reap(self, study: optuna.Study, shadow: optuna.Study | None = None) -> list[int]:
+        """Fail and re-queue the stale trials of ``study``; the numbers of those this call failed."""
+        now = time.monotonic()
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        reaped = []
+        for trial in running:
+            reason = self.stale_reason(trial, now)
+            if reason is not None and _fail_stale(study, trial, reason):
+                reaped.append(trial.number)
+                self.seen.pop(trial._trial_id, None)
+                shadow_id = trial.system_attrs.get(SHADOW_KEY)
+                if shadow is not None and shadow_id is not None:
+                    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                        shadow._storage.set_trial_state_values(shadow_id, TrialState.FAIL)
+        alive = {t._trial_id for t in running}
+        self.seen = {k: v for k, v in self.seen.items() if k in alive}
+        return reaped
+
+
+def _fail_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> bool:
+    """FAIL ``trial`` unless another worker got there first; re-queue its parameters (bounded)."""
+    storage = study._storage
+    retries = int(trial.user_attrs.get("retries", 0))
+    requeue = retries < MAX_RETRIES and bool(trial.params)
+    try:
+        storage.set_trial_user_attr(
+            trial._trial_id,
+            "result",
+            {"fail_reason": reason + ("; re-queued" if requeue else f"; not re-queued after {retries} retries")},
+        )
+        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False  # its worker told it, or another reaper failed it
+    if requeue:
+        requeue_trial(study, trial, retries + 1)
+    return True
+
+
+def requeue_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial | optuna.Trial, retries: int) -> None:
+    """Queue ``trial``'s parameters again: the next ``ask`` of any worker samples this architecture."""
+    params = trial.params
+    number = trial.number
+    study.enqueue_trial(params, user_attrs={"retry_of": number, "retries": retries}, skip_if_exists=False)

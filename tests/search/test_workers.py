@@ -1,0 +1,302 @@
+"""Sharing a study: parallel workers, kill -9 and resume, stale trials, failing trials."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import torch
+import yaml
+from conftest import TOY_SPACE, CountingEvaluator
+from typer.testing import CliRunner
+
+from vitsearch.evaluators.base import BaseEvaluator, EvaluationFailed, get_evaluator
+from vitsearch.search import workers
+from vitsearch.search.cli import app
+from vitsearch.search.driver import SearchConfig, run_search
+from vitsearch.search.live import worker_main
+from vitsearch.search.results import trials_frame
+from vitsearch.space.search_space import SearchSpace
+
+BUDGET = 40_000_000  # about half the toy space at 224 px
+
+
+def evaluated(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("result", {}).get("evaluated")]
+
+
+def assert_exactly(study: optuna.Study, n: int) -> None:
+    done = evaluated(study)
+    assert len(done) == n
+    digests = [t.user_attrs["record"]["digest"] for t in done]
+    assert len(set(digests)) == n, "an architecture was evaluated twice"
+    assert not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+
+
+# --- storages and locks -------------------------------------------------------------------------
+
+
+def storage_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if kind == "postgres":
+        return request.getfixturevalue("postgres_url")
+    return {"sqlite": f"sqlite:///{tmp_path / 'study.db'}", "journal": f"journal:{tmp_path / 'study.log'}"}[kind]
+
+
+def test_journal_and_sqlite_storages_resume(tmp_path, toy_space):
+    for url in (f"sqlite:///{tmp_path / 'a.db'}", f"journal:{tmp_path / 'a.log'}"):
+        config = SearchConfig(space=toy_space, evaluator=CountingEvaluator(BUDGET), budget=BUDGET, trials=3, storage=url)
+        run_search(config)
+        config.trials = 5
+        assert_exactly(run_search(config).study, 5)
+
+
+def test_bad_storage_is_one_line(tmp_path):
+    with pytest.raises(Exception, match="--storage"):
+        workers.open_storage("nosuchdb://x")
+    with pytest.raises(Exception, match="--storage.*folder"):
+        workers.open_storage(f"journal:{tmp_path / 'missing' / 'x.log'}")
+
+
+def test_file_lock_excludes_other_processes(tmp_path):
+    lock = workers.FileLock(tmp_path / "x.lock")
+    script = f"import fcntl; h = open({str(tmp_path / 'x.lock')!r}, 'a'); fcntl.flock(h, fcntl.LOCK_EX | fcntl.LOCK_NB)"
+    with lock():
+        assert subprocess.run([sys.executable, "-c", script], capture_output=True).returncode != 0
+    assert subprocess.run([sys.executable, "-c", script], capture_output=True).returncode == 0
+
+
+# --- stale trials -------------------------------------------------------------------------------
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def leave_running_trial(config: SearchConfig, beat: dict | None) -> int:
+    """A trial as a killed worker leaves it: sampled, within budget, claimed, RUNNING."""
+    storage = workers.open_storage(config.storage)
+    study = optuna.create_study(
+        study_name=config.study_name, storage=storage, directions=config.directions, load_if_exists=True
+    )
+    trial = study.ask()
+    arch = config.space.sample(trial)
+    trial.set_user_attr("arch", arch.to_dict())
+    trial.set_user_attr("record", {"digest": arch.digest(), "flops": 1, "params": 1, "constraint": [-1.0]})
+    storage.set_trial_system_attr(trial._trial_id, workers.CLAIM_KEY, "evaluate")
+    if beat is not None:
+        storage.set_trial_system_attr(trial._trial_id, workers.BEAT_KEY, beat)
+    return trial.number
+
+
+def test_trial_of_a_dead_process_is_failed_and_requeued(tmp_path, toy_space):
+    config = SearchConfig(
+        space=toy_space,
+        evaluator=CountingEvaluator(),
+        budget=10**12,  # everything in budget: the re-queued architecture is evaluated for sure
+        trials=3,
+        storage=f"sqlite:///{tmp_path / 'study.db'}",
+    )
+    stale = leave_running_trial(config, {"host": workers.HOST, "pid": dead_pid(), "n": 1})
+    study = run_search(config).study
+    trials = study.get_trials(deepcopy=False)
+    assert trials[stale].state == optuna.trial.TrialState.FAIL
+    assert "died" in trials[stale].user_attrs["result"]["fail_reason"]
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == stale]
+    assert len(retry) == 1 and retry[0].params == trials[stale].params
+    assert retry[0].user_attrs["result"]["evaluated"], "the re-queued architecture was evaluated"
+    assert_exactly(study, 3)
+
+
+def test_trial_of_another_host_is_reaped_after_the_grace_period(tmp_path, toy_space):
+    config = SearchConfig(
+        space=toy_space,
+        evaluator=CountingEvaluator(),
+        budget=10**12,
+        trials=2,
+        storage=f"sqlite:///{tmp_path / 'study.db'}",
+        grace_period=1.0,
+    )
+    stale = leave_running_trial(config, {"host": "another-machine", "pid": 1, "n": 7})
+    config.trials = 1  # its claim holds one slot: the search can only finish once it is reaped
+    started = time.monotonic()
+    study = run_search(config).study
+    assert time.monotonic() - started >= 1.0
+    reason = study.get_trials(deepcopy=False)[stale].user_attrs["result"]["fail_reason"]
+    assert "no heartbeat" in reason and "another-machine" in reason
+    assert_exactly(study, 1)
+
+
+def test_heartbeat_beats_while_a_trial_is_held(tmp_path):
+    storage = workers.open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    study = optuna.create_study(storage=storage)
+    trial = study.ask()
+    with workers.Heartbeat(storage, interval=0.05) as heartbeat:
+        heartbeat.hold(trial._trial_id)
+        first = storage.get_trial_system_attrs(trial._trial_id)[workers.BEAT_KEY]["n"]
+        time.sleep(0.3)
+        later = storage.get_trial_system_attrs(trial._trial_id)[workers.BEAT_KEY]
+    assert later["n"] > first and later["pid"] == os.getpid() and later["host"] == workers.HOST
+    reaper = workers.Reaper(grace=10.0)
+    assert reaper.stale_reason(study.trials[0], time.monotonic()) is None  # its own, alive process
+
+
+# --- parallel workers ---------------------------------------------------------------------------
+
+
+def synflow_config(space: SearchSpace, url: str, trials: int) -> SearchConfig:
+    return SearchConfig(
+        space=space,
+        evaluator=get_evaluator("synflow", img_size=32, batch_size=4),
+        budget=10**12,  # all of the toy space's 1,088 architectures: 40 distinct ones come quickly
+        trials=trials,
+        storage=url,
+        study_name="parallel",
+        seed=None,  # each worker its own sampler seed, as separate machines would have
+    )
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal", "postgres"])
+def test_four_workers_evaluate_exactly_forty(kind, tmp_path, toy_space, request):
+    url = storage_url(kind, tmp_path, request)
+    config = synflow_config(toy_space, url, trials=40)
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=worker_main, args=(config, 1)) for _ in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=600)
+    assert [p.exitcode for p in processes] == [0, 0, 0, 0], "a worker failed (database locked?)"
+    study = optuna.load_study(study_name="parallel", storage=workers.open_storage(url))
+    assert_exactly(study, 40)
+    frame = trials_frame(study)
+    assert (frame["state"] == "COMPLETE").sum() == 40
+    assert len({t.system_attrs.get(workers.BEAT_KEY, {}).get("pid") for t in evaluated(study)}) > 1
+
+
+# --- kill -9 and resume -------------------------------------------------------------------------
+
+
+def count_by_state(db: Path) -> tuple[dict[int, tuple], int]:
+    """Finished trials (number -> state and values) and the evaluated count, read from the SQLite file."""
+    storage = workers.open_storage(f"sqlite:///{db}")
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage) if ":" not in s.study_name]
+    if not names:
+        return {}, 0
+    study = optuna.load_study(study_name=names[0], storage=storage)
+    finished = {t.number: (t.state, t.values) for t in study.trials if t.state.is_finished()}
+    return finished, len(evaluated(study))
+
+
+def test_kill_9_at_random_moments_then_resume(tmp_path):
+    space_file = tmp_path / "toy.yaml"
+    space_file.write_text(yaml.safe_dump(TOY_SPACE))
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "vitsearch.search.cli", "run", "--space", str(space_file), "--budget", "40M"]
+    command += ["--trials", "16", "--evaluator", "synflow", "--set", "img_size=32", "--set", "batch_size=4"]
+    command += ["--out", str(out), "--study", "killed"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    seed = random.randrange(10**6)
+    rng = random.Random(seed)
+    kills, finished = 0, {}
+    for _ in range(4):
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        before = count_by_state(out / "study.db")[1] if (out / "study.db").exists() else 0
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:  # let it make some progress first
+            if (out / "study.db").exists() and count_by_state(out / "study.db")[1] > before:
+                break
+            time.sleep(0.2)
+        time.sleep(rng.uniform(0.0, 2.0))
+        if process.poll() is not None:
+            break  # it finished the study before the kill
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        kills += 1
+        now, _ = count_by_state(out / "study.db")
+        for number, state in finished.items():  # no finished trial is ever lost or changed
+            assert now[number] == state, f"trial {number} changed after kill {kills} (seed {seed})"
+        finished = now
+        for name in ("trials.csv", "pareto.csv"):  # outputs of earlier runs: whole, never half-written
+            if (out / name).exists():
+                pd.read_csv(out / name)
+    assert kills >= 1, f"every run finished before it could be killed (seed {seed})"
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="killed", storage=workers.open_storage(f"sqlite:///{out / 'study.db'}"))
+    assert_exactly(study, 16)
+    for number, state in finished.items():
+        assert study.trials[number].state == state[0]
+    for trial in study.trials:
+        if "died" in trial.user_attrs.get("result", {}).get("fail_reason", ""):
+            assert any(t.user_attrs.get("retry_of") == trial.number for t in study.trials), "stale trial not re-queued"
+    assert pd.read_csv(out / "trials.csv")["trial"].nunique() >= 16
+
+
+# --- failing trials -----------------------------------------------------------------------------
+
+
+class FailingEvaluator(BaseEvaluator):
+    """Fails by the architecture's width and depth: NaN, out of memory, a raising mixer, or scores."""
+
+    name = "failing"
+
+    def evaluate(self, arch, trial=None):
+        width, depth = arch.stages[0].width, arch.depth
+        if (width, depth) == (64, 1):
+            raise EvaluationFailed("non-finite loss at epoch 1 step 3")  # what the proxy raises on NaN
+        if (width, depth) == (128, 1):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        if (width, depth) == (64, 2):
+            raise ValueError("attention mixer: shapes do not match")  # an exception inside a mixer
+        return {"score": 0.5}
+
+    def settings(self):
+        return {}
+
+
+def test_failing_trials_are_recorded_and_the_study_goes_on(tmp_path, toy_space):
+    config = SearchConfig(
+        space=toy_space,
+        evaluator=FailingEvaluator(),
+        budget=10**12,
+        trials=25,
+        storage=f"sqlite:///{tmp_path / 'study.db'}",
+        study_name="failing",
+    )
+    study = run_search(config).study
+    frame = trials_frame(study)
+    reasons = " ".join(frame.loc[frame["state"] == "FAIL", "fail_reason"].astype(str))
+    for expected in ("non-finite loss", "out of memory", "ValueError: attention mixer"):
+        assert expected in reasons
+    assert (frame["state"] == "COMPLETE").any()
+    assert len(evaluated(study)) == 25
+    result = CliRunner().invoke(app, ["show", f"sqlite:///{tmp_path / 'study.db'}"])
+    assert result.exit_code == 0, result.output
+    assert "failed trials" in result.output and "out of memory" in result.output
+
+
+class AlwaysBroken(BaseEvaluator):
+    name = "broken"
+
+    def evaluate(self, arch, trial=None):
+        raise KeyError("missing key in a custom evaluator")
+
+    def settings(self):
+        return {}
+
+
+def test_a_systematically_broken_evaluator_stops_the_search(toy_space):
+    config = SearchConfig(space=toy_space, evaluator=AlwaysBroken(), budget=10**12, trials=50)
+    with pytest.raises(RuntimeError, match="10 evaluations in a row failed.*KeyError"):
+        run_search(config)
