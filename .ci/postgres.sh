@@ -44,6 +44,9 @@ pg_install() {
     rm -f "$log"
 }
 
+# The line of a log that says what went wrong: its first FATAL or ERROR, else its last line.
+pg_why() { grep -m 1 -E 'FATAL|ERROR|PANIC' "$1" 2>/dev/null || tail -n 1 "$1" 2>/dev/null; }
+
 pg_free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -51,8 +54,9 @@ pg_free_port() {
 pg_start() {
     local started=$SECONDS port
     if ! pg_find_bin; then
-        pg_install && pg_find_bin || {
-            pg_say "no initdb/pg_ctl after the install; the PostgreSQL tests will skip"
+        pg_install || return 1
+        pg_find_bin || {
+            pg_say "no initdb/pg_ctl after installing postgresql; the PostgreSQL tests will skip"
             return 1
         }
     fi
@@ -64,7 +68,7 @@ pg_start() {
     fi
     if ! pg_as "$PG_BIN/initdb" -D "$PG_TMP/data" -U postgres -A trust -E UTF8 --locale=C --no-sync \
         >"$PG_TMP/initdb.log" 2>&1; then
-        pg_say "initdb failed ($(tail -n 1 "$PG_TMP/initdb.log")); the PostgreSQL tests will skip"
+        pg_say "initdb failed ($(pg_why "$PG_TMP/initdb.log")); the PostgreSQL tests will skip"
         pg_stop
         return 1
     fi
@@ -73,13 +77,13 @@ pg_start() {
     if ! pg_as "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w -t 60 \
         -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_TMP -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
         start >/dev/null 2>&1; then
-        pg_say "the server did not start ($(tail -n 1 "$PG_TMP/server.log" 2>/dev/null)); the PostgreSQL tests will skip"
+        pg_say "the server did not start ($(pg_why "$PG_TMP/server.log")); the PostgreSQL tests will skip"
         pg_stop
         return 1
     fi
     if ! "$PG_BIN/psql" -qAt -h 127.0.0.1 -p "$port" -U postgres -d postgres -c "CREATE DATABASE vitsearch_test" \
         >"$PG_TMP/psql.log" 2>&1; then
-        pg_say "CREATE DATABASE failed ($(tail -n 1 "$PG_TMP/psql.log")); the PostgreSQL tests will skip"
+        pg_say "CREATE DATABASE failed ($(pg_why "$PG_TMP/psql.log")); the PostgreSQL tests will skip"
         pg_stop
         return 1
     fi

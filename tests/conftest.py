@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -100,8 +101,8 @@ class _Throwaway:
             pg_ctl = str(self.bin / "pg_ctl")
             self._run("pg_ctl start", pg_ctl, "-D", str(self.data), "-l", str(log), "-w", "-o", options, "start")
         except _NoPostgres as err:
-            lines = log.read_text().strip().splitlines()[-1:] if log.exists() else []
-            raise _NoPostgres(f"{err}: {lines[0]}" if lines else str(err)) from None
+            found = re.search(r"(FATAL|ERROR|PANIC):.*", log.read_text()) if log.exists() else None
+            raise _NoPostgres(f"pg_ctl start failed ({' '.join(found[0].split())})" if found else str(err)) from None
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
