@@ -28,7 +28,7 @@ def test_budget_forms(text, value):
     assert parse_flops(text) == int(value)
 
 
-@pytest.mark.parametrize("text", ["", "abc", "2GB", "-1G", "0", "2 G G"])
+@pytest.mark.parametrize("text", ["", "abc", "2GB", "-1G", "0", "2 G G", "1e400"])
 def test_bad_budgets_name_the_option(text):
     with pytest.raises(ValueError, match="--budget"):
         parse_flops(text)
