@@ -54,6 +54,7 @@ from .config import (
     validate,
 )
 from .layers import Block, TokenGrid
+    yaml_problem,
 from .registry import get_downsample, get_mixer, list_downsamples, list_mixers
 from .stems import stem_grid_size
 
@@ -157,7 +158,7 @@ class SearchSpace:
         except OSError as err:
             raise ConfigError(str(path), f"cannot read file ({err.strerror})") from None
         except yaml.YAMLError as err:
-            raise ConfigError(str(path), f"not valid YAML ({str(err).splitlines()[0]})") from None
+            raise ConfigError(str(path), f"not valid YAML ({yaml_problem(err)})") from None
         try:
             space = cls.from_dict(data, name=path.stem)
         except ConfigError as err:
