@@ -135,6 +135,19 @@ def test_resume_refuses_a_changed_study(toy_space, tmp_path):
         search(toy_space, CountingEvaluator(BUDGET + 1), trials=2, storage=storage)
 
 
+def test_resume_refuses_an_edited_space_of_the_same_name(toy_space, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    search(toy_space, CountingEvaluator(BUDGET), trials=1, storage=storage)
+    edited = SearchSpace.from_dict({**TOY_SPACE, "head": "cls"})
+    assert edited.name == toy_space.name and edited.digest() != toy_space.digest()
+    with pytest.raises(ConfigError, match="different space_choices"):
+        search(edited, CountingEvaluator(BUDGET), trials=2, storage=storage)
+    # a study recorded before space_choices existed resumes as it did
+    study = optuna.load_study(study_name="t", storage=storage)
+    study.set_user_attr("search", {k: v for k, v in study.user_attrs["search"].items() if k != "space_choices"})
+    assert len(search(toy_space, CountingEvaluator(BUDGET), trials=2, storage=storage).trials) >= 2
+
+
 def test_budget_below_the_space_names_the_smallest(toy_space):
     with pytest.raises(ConfigError, match="smallest architecture .* needs 0.0130 GFLOPs"):
         run_search(SearchConfig(space=toy_space, evaluator=CountingEvaluator(), budget=1_000_000))
