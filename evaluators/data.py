@@ -36,6 +36,7 @@ MNIST5K_VAL = 500
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)  # full MNIST statistics (torchvision examples)
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+CIFAR_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}  # torchvision's base_folder
 
 
 @dataclass(frozen=True)
@@ -72,19 +73,49 @@ def load_dataset(spec: str, img_size: int | None = None, val_fraction: float = 0
     """
     if img_size is not None and img_size < 1:
         raise ValueError(f"data {spec!r}: img_size must be positive, got {img_size}")
+    root = check_data_spec(spec)
+    if root is None:
+        return _mnist5k(img_size) if spec == "mnist5k" else synthetic_dataset(img_size=img_size or 32)
+    kind = spec.partition(":")[0]
+    if kind in CIFAR_FOLDERS:
+        return _cifar(spec, kind, root, img_size)
+    return _image_folder(spec, root, img_size, val_fraction, seed)
+
+
+def check_data_spec(spec: str) -> Path | None:
+    """Refuse a malformed spec or data that is not on disk without loading anything (cheap).
+
+    Evaluators load their data lazily, at the first architecture; this lets them and the CLI
+    refuse a bad ``--data`` before a study is opened or a file is written.
+
+    Returns:
+        The folder the spec names (``None`` for the in-memory sets).
+
+    Raises:
+        ValueError: one line naming the spec and what is wrong.
+    """
+    if not isinstance(spec, str):  # e.g. `--set data=10`, which YAML reads as a number
+        raise ValueError(f"data {spec!r}: expected a dataset name or a path")
     kind, _, arg = spec.partition(":")
-    if spec == "mnist5k":
-        return _mnist5k(img_size)
-    if spec == "synthetic":
-        return synthetic_dataset(img_size=img_size or 32)
-    if kind in ("cifar10", "cifar100"):
+    if spec in ("mnist5k", "synthetic"):
+        return None
+    if kind in CIFAR_FOLDERS:
         if not arg:
             raise ValueError(f"data {spec!r}: give the folder, e.g. {kind}:/data/{kind}")
-        return _cifar(spec, kind, Path(arg).expanduser(), img_size)
+        root = Path(arg).expanduser()
+        if not (root / CIFAR_FOLDERS[kind]).is_dir():
+            raise ValueError(
+                f"data {spec!r}: no {kind.upper()} in torchvision's format under {root} "
+                f"(expected {root / CIFAR_FOLDERS[kind]}); vitsearch never downloads"
+            )
+        return root
     if kind == "folder":
-        return _image_folder(spec, Path(arg).expanduser(), img_size, val_fraction, seed)
+        root = Path(arg).expanduser()
+        if not root.is_dir():
+            raise ValueError(f"data {spec!r}: {root} is not a folder")
+        return root
     if Path(spec).expanduser().is_dir():
-        return _image_folder(spec, Path(spec).expanduser(), img_size, val_fraction, seed)
+        return Path(spec).expanduser()
     raise ValueError(
         f"data {spec!r}: not a known dataset or an existing folder "
         "(expected mnist5k, synthetic, cifar10:PATH, cifar100:PATH, folder:PATH or a folder path)"

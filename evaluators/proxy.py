@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .base import BaseEvaluator, DivergedError, register_evaluator
-from .data import DatasetInfo, load_dataset, materialize, stratified_subset
+from .data import DatasetInfo, check_data_spec, load_dataset, materialize, stratified_subset
 from .latency import torch_threads
 from .profile import ProxyProfile, adapt_arch
 
@@ -67,6 +67,7 @@ class ProxyEvaluator(BaseEvaluator):
     """
 
     def __init__(self, data: str = "mnist5k", profile: ProxyProfile | None = None, **overrides: Any):
+        check_data_spec(data)  # the data load waits for the first architecture; a bad path should not
         self.data = data
         self.profile = (profile or ProxyProfile()).replace(**overrides) if overrides else (profile or ProxyProfile())
         self._tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None

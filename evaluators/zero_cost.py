@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .base import BaseEvaluator, EvaluationFailed
-from .data import DatasetInfo, load_dataset, materialize, stratified_subset
+from .data import DatasetInfo, check_data_spec, load_dataset, materialize, stratified_subset
 from .profile import adapt_arch
 
 if TYPE_CHECKING:
@@ -86,6 +86,7 @@ class ZeroCostEvaluator(BaseEvaluator):
             raise ValueError(f"{self.name}: batch_size must be at least 2, got {batch_size}")
         if num_batches < 1:
             raise ValueError(f"{self.name}: num_batches must be at least 1, got {num_batches}")
+        check_data_spec(data)  # the data load waits for the first architecture; a bad path should not
         self.data, self.img_size, self.grid = data, img_size, grid
         self.target_img_size, self.width_mult = target_img_size, width_mult
         self.batch_size, self.num_batches, self.seed = batch_size, num_batches, seed

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _SCALE = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
-_PATTERN = re.compile(r"^\s*(?P<num>\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+)\s*(?P<scale>[kKmMgGtT]?)\s*(?P<unit>\w*)\s*$")
+# A sign is read so that "-1G" is refused as not positive rather than as unreadable.
+_PATTERN = re.compile(
+    r"^\s*(?P<num>[+-]?(?:\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+))\s*(?P<scale>[kKmMgGtT]?)\s*(?P<unit>\w*)\s*$"
+)
 
 
 def parse_amount(text: str | float | int, field: str, units: tuple[str, ...], examples: str) -> int:
@@ -24,6 +28,8 @@ def parse_amount(text: str | float | int, field: str, units: tuple[str, ...], ex
         value = float(match["num"]) * _SCALE[match["scale"].upper()]
     if not value > 0:
         raise ValueError(f"{field}: must be positive, got {text!r}")
+    if not math.isfinite(value):  # 1e400 reads as inf, which int() cannot take
+        raise ValueError(f"{field}: {text!r} is too large")
     return int(round(value))
 
 

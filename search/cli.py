@@ -51,8 +51,8 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except ConfigError as err:
             raise fail(str(err)) from None
-        except (FileNotFoundError, IsADirectoryError, PermissionError) as err:
-            raise fail(f"{err.filename}: {err.strerror}") from None
+        except OSError as err:  # a file or folder the user named: missing, a file, not writable...
+            raise fail(f"{err.filename}: {err.strerror}" if err.filename else str(err) or type(err).__name__) from None
         except ValueError as err:  # our ValueErrors are one-line messages naming the field
             raise fail(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
 
@@ -63,6 +63,25 @@ ArchArg = Annotated[str, typer.Argument(help="A preset name (see `vitsearch pres
 ImgSize = Annotated[int, typer.Option("--img-size", min=1, help="Square input resolution of the target profile.")]
 NumClasses = Annotated[int, typer.Option("--num-classes", min=0, help="Classifier outputs of the target profile.")]
 InChans = Annotated[int, typer.Option("--in-chans", min=1, help="Input channels.")]
+
+
+def writable_folder(path: Path, option: str) -> Path:
+    """Refuse an output folder that cannot be created or written, before anything is read or written.
+
+    Checks the folder, or the nearest part of its path that exists: a file there, or a folder
+    without write permission, is one line naming ``option``. (Root writes through permissions,
+    so there only a file in the way is caught early; ``user_errors`` still catches the rest.)
+    """
+    from vitsearch.space import ConfigError
+
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(option, f"{existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(option, f"{existing} is not writable")
+    return path
 
 
 @app.command()
@@ -185,16 +204,18 @@ def _parse_options(pairs: list[str]) -> dict[str, Any]:
 
 
 def make_evaluator(name: str, data: str | None, options: dict[str, Any]):
-    from vitsearch.evaluators.base import get_evaluator
+    from vitsearch.evaluators.base import get_evaluator_class
     from vitsearch.space import ConfigError
 
     kwargs = dict(options)
     if data is not None:
         kwargs["data"] = data
     try:
-        return get_evaluator(name, **kwargs)
+        cls = get_evaluator_class(name)
     except ValueError as err:
         raise ConfigError("--evaluator", str(err)) from None
+    try:  # the evaluators' own ValueErrors (bad data, a bad checkpoint) are one line naming the problem
+        return cls(**kwargs)
     except TypeError as err:
         raise ConfigError("--set", f"evaluator {name!r} does not take these settings ({err})") from None
 
@@ -278,11 +299,13 @@ def run(
     ] = None,
 ) -> None:
     """Search a space for the most accurate architectures within a FLOPs budget."""
+    from vitsearch.evaluators.pruners import make_pruner
     from vitsearch.search.budget import parse_flops, parse_params
-    from vitsearch.search.driver import SearchConfig
+    from vitsearch.search.driver import SearchConfig, check_budget, make_sampler
     from vitsearch.search.live import run_with_progress
     from vitsearch.space import ConfigError
 
+    # Everything is checked before the first write: a refused command leaves the run directory as it was.
     try:
         budget_flops = parse_flops(budget)
         params_cap = parse_params(max_params) if max_params is not None else None
@@ -290,10 +313,12 @@ def run(
         raise ConfigError("", str(err)) from None
     search_space = resolve_space(space)
     study_name = study or f"{search_space.name}-{budget_flops / 1e9:g}G"
-    out = out or Path("studies") / "runs" / study_name
-    if out.exists() and not out.is_dir():
-        raise ConfigError("--out", f"{out} exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    out = writable_folder(out or Path("studies") / "runs" / study_name, "--out")
+    make_sampler(sampler)
+    try:
+        make_pruner(pruner)
+    except ValueError as err:
+        raise ConfigError("--pruner", str(err)) from None
     options = _parse_options(settings or [])
     if supernet is not None:
         if evaluator != "supernet":
@@ -316,6 +341,9 @@ def run(
         workers=workers,
         **_latency_options(max_latency, latency_objective, latency_backend, latency_threads),
     )
+    check_budget(config)
+    if storage is None:  # the SQLite file goes here; with --storage, the outputs create the folder
+        out.mkdir(parents=True, exist_ok=True)
     run_with_progress(config, out, console)
 
 
@@ -406,6 +434,7 @@ def export(
     from vitsearch.space import ConfigError
 
     if deploy:
+        writable_folder(output, "-o")
         _export_deploy(target, output, trial, study, weights, img_size, num_classes, in_chans, seed, opset)
         return
     extra = {"--weights": weights, "--img-size": img_size, "--num-classes": num_classes, "--in-chans": in_chans}
@@ -415,6 +444,7 @@ def export(
     from vitsearch.search.driver import load_study
     from vitsearch.search.results import arch_of, write_atomic
 
+    writable_folder(output.parent, "-o")
     fmt = fmt or ("json" if output.suffix == ".json" else "yaml")
     if fmt not in ("yaml", "json"):
         raise ConfigError("--format", f"unknown {fmt!r} (choose yaml or json)")
@@ -526,7 +556,7 @@ def train_command(
     )
     job = TrainJob(
         arch=arch,  # the name or path as given: the report quotes it
-        out=out or _default_train_out(arch, config),
+        out=writable_folder(out or _default_train_out(arch, config), "--out"),
         data=data,
         img_size=img_size,
         recipe=recipe,
@@ -636,6 +666,7 @@ def validate_proxy_command(
     from vitsearch.search.budget import parse_flops
     from vitsearch.search.driver import sample_under_budget
 
+    writable_folder(out, "--out")
     search_space = resolve_space(space)
     archs = sample_under_budget(search_space, parse_flops(budget), n, seed, img_size, num_classes)
     cheap = make_evaluator(evaluator, data, _parse_options(settings or []))

@@ -152,7 +152,8 @@ def open_study(config: SearchConfig, storage: optuna.storages.BaseStorage | None
     current = _study_signature(config)
     if recorded is None:
         study.set_user_attr("search", current)
-    elif recorded != current:
+    # Studies recorded before "space_choices" existed are taken to have the same choices.
+    elif (recorded := {"space_choices": current["space_choices"], **recorded}) != current:
         changed = sorted(k for k in current if recorded.get(k) != current[k])
         raise ConfigError(
             "--study",
@@ -166,6 +167,7 @@ def _study_signature(config: SearchConfig) -> dict[str, Any]:
     # What must not change when a study is resumed (the trial count may grow).
     return {
         "space": config.space.name,
+        "space_choices": config.space.digest(),  # an edited space file keeps its name
         "budget": config.budget,
         "max_params": config.max_params,
         "img_size": config.img_size,

@@ -128,14 +128,13 @@ def train(
 
     from vitsearch.evaluators.supernet import SupernetTrainConfig, train_supernet
     from vitsearch.search.budget import parse_flops
-    from vitsearch.search.cli import resolve_space
+    from vitsearch.search.cli import resolve_space, writable_folder
 
     console = _console()
 
     if threads is not None:
         torch.set_num_threads(threads)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out: {out} exists and is not a directory")
+    writable_folder(out, "--out")
     config = SupernetTrainConfig(
         data=data,
         epochs=epochs,

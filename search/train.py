@@ -44,7 +44,7 @@ from torch import nn
 from vitsearch.evaluators.base import DivergedError
 from vitsearch.evaluators.data import DatasetInfo, load_dataset, materialize, stratified_subset
 from vitsearch.space import ArchConfig, ConfigError, build_model, resolve_arch
-from vitsearch.space.weights import load_state, model_from_weights, save_weights
+from vitsearch.space.weights import describe_load_error, load_state, model_from_weights, save_weights
 
 from .results import write_atomic
 
@@ -483,9 +483,13 @@ def _teacher(job: TrainJob, info: DatasetInfo) -> tuple[nn.Module | None, ArchCo
 def _resume(path: Path, signature: dict[str, Any], model, ema, optimizer, scheduler) -> tuple[int, list]:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ConfigError(str(path), f"cannot resume from this checkpoint ({type(err).__name__})") from None
-    recorded = blob.get("meta", {}).get("signature", {})
+    except Exception as err:  # truncated, not a zip, or pickled objects weights_only refuses
+        raise ConfigError(str(path), f"cannot resume from this checkpoint ({describe_load_error(err)})") from None
+    keys = ("model", "optimizer", "scheduler", "epoch", "meta")
+    missing = [key for key in keys if key not in blob] if isinstance(blob, Mapping) else list(keys)
+    if missing:
+        raise ConfigError(str(path), f"not a checkpoint of vitsearch train (no {', '.join(missing)})")
+    recorded = blob["meta"].get("signature", {}) if isinstance(blob["meta"], Mapping) else {}
     changed = sorted(k for k in signature if recorded.get(k) != signature[k])
     if changed:
         raise ConfigError("--resume", f"{path} was trained with different {', '.join(changed)}; use another --out")

@@ -144,14 +144,16 @@ class ArchConfig:
             raise ConfigError(str(path), f"cannot read file ({err.strerror})") from None
         try:
             data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (yaml.YAMLError, json.JSONDecodeError) as err:
-            first = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise ConfigError(
-                str(path), f"not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({first})"
-            ) from None
+        except yaml.YAMLError as err:
+            raise ConfigError(str(path), f"not valid YAML ({yaml_problem(err)})") from None
+        except json.JSONDecodeError as err:
+            raise ConfigError(str(path), f"not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
         if not isinstance(data, Mapping):
             raise ConfigError(str(path), "expected a mapping of architecture fields at the top level")
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except ConfigError as err:  # say which file, as SearchSpace.load does
+            raise ConfigError(f"{path}: {err.path}" if err.path else str(path), err.problem) from None
 
     def digest(self) -> str:
         """Stable content hash across processes (``hash()`` is salted per process)."""
@@ -163,6 +165,13 @@ class ArchConfig:
 
 
 # --- dict helpers ----------------------------------------------------------------------------
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's error in one line, where and what (its own text spans several lines, the place last)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or (str(err).splitlines() or [type(err).__name__])[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
 
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
@@ -270,6 +279,10 @@ def _arch_from_dict(data: Mapping[str, Any]) -> ArchConfig:
     _take(data, allowed, "")
     version = data.get("version", CONFIG_VERSION)
     if version != CONFIG_VERSION:
+        if isinstance(version, int) and not isinstance(version, bool) and version > CONFIG_VERSION:
+            raise ConfigError(
+                "version", f"{version} is from a newer vitsearch (this one reads version {CONFIG_VERSION}); upgrade it"
+            )
         raise ConfigError("version", f"unsupported config version {version!r} (this vitsearch reads {CONFIG_VERSION})")
     if "stages" not in data:
         raise ConfigError("stages", "missing")

@@ -29,7 +29,9 @@ Only real choices (two or more values) become Optuna parameters.
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
+import json
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -52,6 +54,7 @@ from .config import (
     StemConfig,
     _validate_mlp,
     validate,
+    yaml_problem,
 )
 from .layers import Block, TokenGrid
 from .registry import get_downsample, get_mixer, list_downsamples, list_mixers
@@ -157,7 +160,7 @@ class SearchSpace:
         except OSError as err:
             raise ConfigError(str(path), f"cannot read file ({err.strerror})") from None
         except yaml.YAMLError as err:
-            raise ConfigError(str(path), f"not valid YAML ({str(err).splitlines()[0]})") from None
+            raise ConfigError(str(path), f"not valid YAML ({yaml_problem(err)})") from None
         try:
             space = cls.from_dict(data, name=path.stem)
         except ConfigError as err:
@@ -235,6 +238,12 @@ class SearchSpace:
             "layer_scale_init": self.layer_scale_init,
             "stages": stages,
         }
+
+    def digest(self) -> str:
+        """Stable hash of the choices (name and description left out): two spaces with equal digests sample alike."""
+        choices = {k: v for k, v in self.to_dict().items() if k not in ("name", "description")}
+        canonical = json.dumps(choices, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha1(canonical.encode()).hexdigest()[:16]
 
     # --- sampling ------------------------------------------------------------------------
     def sample(self, trial: optuna.Trial) -> ArchConfig:

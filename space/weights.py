@@ -86,7 +86,7 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle refused (weights_only), truncated file, not a zip...
-        problem = _load_problem(err)
+        problem = describe_load_error(err)
         raise ConfigError(str(path), f"not a safetensors file or a weights-only torch checkpoint ({problem})") from None
     if not isinstance(blob, Mapping):
         raise ConfigError(str(path), f"expected a state dict or a checkpoint dict, found {type(blob).__name__}")
@@ -106,7 +106,7 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     return dict(state), meta
 
 
-def _load_problem(err: Exception) -> str:
+def describe_load_error(err: Exception) -> str:
     """The informative part of torch.load's error: its WeightsUnpickler line, else its first line."""
     text = " ".join(str(err).replace("\x1b[1m", "").replace("\x1b[0m", "").split())
     marker = "WeightsUnpickler error:"
@@ -115,7 +115,8 @@ def _load_problem(err: Exception) -> str:
         for cut in (" Please use", " Check the documentation"):
             detail = detail.split(cut, 1)[0]
         return "weights_only refused it: " + detail.strip()[:160]
-    return (text or type(err).__name__)[:160]
+    # torch's zip reader appends a long hint after its first sentence ("This is an internal miniz error...")
+    return (text.split(". ", 1)[0] or type(err).__name__)[:160]
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from vitsearch.space.search_space import SearchSpace
@@ -119,13 +119,17 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 
 def read_tensors(path: Path, step: int, device: torch.device | str) -> dict[str, torch.Tensor]:
-    with safe_open(str(path), framework="pt", device=str(device)) as handle:
-        found = (handle.metadata() or {}).get("step")
-        if found != str(step):
-            raise CheckpointError(
-                f"{path}: holds step {found}, {META} says {step} (interrupted while saving? use the previous copy)"
-            )
-        return {key: handle.get_tensor(key) for key in handle.keys()}
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as handle:
+            found = (handle.metadata() or {}).get("step")
+            if found != str(step):
+                raise CheckpointError(
+                    f"{path}: holds step {found}, {META} says {step} (interrupted while saving? use the previous copy)"
+                )
+            return {key: handle.get_tensor(key) for key in handle.keys()}
+    except (SafetensorError, OSError) as err:  # truncated or overwritten: one line, not the Rust error chain
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise CheckpointError(f"{path}: not a readable safetensors file ({first})") from None
 
 
 def load_supernet(ckpt: str | Path, device: torch.device | str = "cpu") -> Supernet:
@@ -142,6 +146,8 @@ def load_supernet(ckpt: str | Path, device: torch.device | str = "cpu") -> Super
     with torch.device("meta"):
         supernet = Supernet(space, profile, seed=meta["seed"])
     state = read_tensors(folder / WEIGHTS, meta["step"], device)
+    if meta.get("weights_sha1") not in (None, _sha1(folder / WEIGHTS)):  # bytes changed after saving
+        raise CheckpointError(f"{folder / WEIGHTS}: does not match the checksum in {META} (corrupted?)")
     expected = set(supernet.state_dict())
     if set(state) != expected:
         missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)

@@ -11,7 +11,7 @@ import torch
 from vitsearch.space import ConfigError
 
 from ..base import BaseEvaluator, EvaluationFailed, register_evaluator
-from ..data import load_dataset, materialize, stratified_subset
+from ..data import check_data_spec, load_dataset, materialize, stratified_subset
 from ..latency import torch_threads
 from .checkpoint import load_supernet
 from .dims import PathError
@@ -57,6 +57,8 @@ class SupernetEvaluator(BaseEvaluator):
             raise ValueError("evaluator 'supernet' needs a checkpoint: --supernet CKPT (or --set supernet=CKPT)")
         if bn_batches < 0 or (val_subset is not None and val_subset < 1):
             raise ValueError("evaluator 'supernet': bn_batches must be >= 0 and val_subset positive")
+        if data is not None:
+            check_data_spec(data)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.path = Path(str(supernet)).expanduser()
         self.supernet = load_supernet(self.path, device=self.device)

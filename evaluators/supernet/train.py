@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitsearch.evaluators.complexity import analytic_flops
-from vitsearch.evaluators.data import load_dataset, materialize, stratified_subset
+from vitsearch.evaluators.data import check_data_spec, load_dataset, materialize, stratified_subset
 from vitsearch.space import ArchConfig, ConfigError
 from vitsearch.space.search_space import SearchSpace
 
@@ -101,6 +101,7 @@ class SupernetTrainConfig:
         for ok, name, problem in checks:
             if not ok:
                 raise ValueError(f"supernet training: {name} {problem}, got {getattr(self, name)!r}")
+        check_data_spec(self.data)  # before the CLI prints its plan or anything is written
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

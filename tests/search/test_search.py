@@ -28,7 +28,7 @@ def test_budget_forms(text, value):
     assert parse_flops(text) == int(value)
 
 
-@pytest.mark.parametrize("text", ["", "abc", "2GB", "-1G", "0", "2 G G"])
+@pytest.mark.parametrize("text", ["", "abc", "2GB", "-1G", "0", "2 G G", "1e400"])
 def test_bad_budgets_name_the_option(text):
     with pytest.raises(ValueError, match="--budget"):
         parse_flops(text)
@@ -133,6 +133,19 @@ def test_resume_refuses_a_changed_study(toy_space, tmp_path):
     search(toy_space, CountingEvaluator(BUDGET), trials=1, storage=storage)
     with pytest.raises(ConfigError, match="different"):
         search(toy_space, CountingEvaluator(BUDGET + 1), trials=2, storage=storage)
+
+
+def test_resume_refuses_an_edited_space_of_the_same_name(toy_space, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    search(toy_space, CountingEvaluator(BUDGET), trials=1, storage=storage)
+    edited = SearchSpace.from_dict({**TOY_SPACE, "head": "cls"})
+    assert edited.name == toy_space.name and edited.digest() != toy_space.digest()
+    with pytest.raises(ConfigError, match="different space_choices"):
+        search(edited, CountingEvaluator(BUDGET), trials=2, storage=storage)
+    # a study recorded before space_choices existed resumes as it did
+    study = optuna.load_study(study_name="t", storage=storage)
+    study.set_user_attr("search", {k: v for k, v in study.user_attrs["search"].items() if k != "space_choices"})
+    assert len(search(toy_space, CountingEvaluator(BUDGET), trials=2, storage=storage).trials) >= 2
 
 
 def test_budget_below_the_space_names_the_smallest(toy_space):

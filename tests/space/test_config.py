@@ -56,7 +56,8 @@ def deit_dict(**block):
         ({"stages": [{"width": 64, "depth": 0}]}, "stages[0].depth: must be at least 1"),
         ({**deit_dict(), "head": "token"}, "head: unknown value 'token'"),
         ({**deit_dict(), "position": "sine"}, "position: unknown value 'sine'"),
-        ({**deit_dict(), "version": 7}, "version: unsupported config version 7"),
+        ({**deit_dict(), "version": 7}, "version: 7 is from a newer vitsearch (this one reads version 1)"),
+        ({**deit_dict(), "version": "1.0"}, "version: unsupported config version '1.0'"),
         ({**deit_dict(), "stem": {"patch_size": 0}}, "stem.patch_size: must be at least 1"),
         ({**deit_dict(), "stem": {"patch_size": 4, "kernel_size": 3}}, "stem.kernel_size: 3 is smaller"),
         (
