@@ -305,7 +305,9 @@ def _is_evaluated(trial: optuna.trial.FrozenTrial) -> bool:
 
 
 def _is_in_flight(trial: optuna.trial.FrozenTrial) -> bool:
-    return trial.state == optuna.trial.TrialState.RUNNING and trial.system_attrs.get(shared_study.CLAIM_KEY) == "evaluate"
+    return (
+        trial.state == optuna.trial.TrialState.RUNNING and trial.system_attrs.get(shared_study.CLAIM_KEY) == "evaluate"
+    )
 
 
 def _slots(study: optuna.Study) -> tuple[int, int]:

@@ -66,7 +66,7 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
 
         return JournalStorage(JournalFileBackend(str(path)))
     engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
+    if url.startswith("sqlite") and "timeout=" not in url:  # sqlite:///x.db?timeout=5 sets it explicitly
         # Python's default of 5 s gives "database is locked" under a few parallel writers
         # (studies/bench_workers.py measures it); a long busy timeout lets SQLite queue them.
         engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT}
@@ -172,7 +172,7 @@ def decision_lock(url: str | None, study_name: str) -> Callable[[], contextlib.A
     if url is None:
         return ThreadLock()
     if url.startswith(JOURNAL_PREFIX):
-        return FileLock(Path(f"{url[len(JOURNAL_PREFIX) :]}.lock"))
+        return FileLock(Path(f"{url[len(JOURNAL_PREFIX) :]}.vitsearch.lock"))
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
@@ -180,7 +180,7 @@ def decision_lock(url: str | None, study_name: str) -> Callable[[], contextlib.A
     if dialect == "sqlite":
         if parsed.database in (None, "", ":memory:"):
             return ThreadLock()
-        return FileLock(Path(f"{parsed.database}.lock"))
+        return FileLock(Path(f"{parsed.database}.vitsearch.lock"))
     if dialect in DatabaseLock.STATEMENTS:
         return DatabaseLock(url, dialect, study_name)
     raise ConfigError("--storage", f"{dialect} is not supported (use sqlite, postgresql, mysql or journal:PATH)")
@@ -290,12 +290,12 @@ def _fail_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: st
     storage = study._storage
     retries = int(trial.user_attrs.get("retries", 0))
     requeue = retries < MAX_RETRIES and bool(trial.params)
+    if not trial.params:
+        reason += "; nothing was sampled yet"
+    else:
+        reason += "; re-queued" if requeue else f"; not re-queued after {retries} retries"
     try:
-        storage.set_trial_user_attr(
-            trial._trial_id,
-            "result",
-            {"fail_reason": reason + ("; re-queued" if requeue else f"; not re-queued after {retries} retries")},
-        )
+        storage.set_trial_user_attr(trial._trial_id, "result", {"fail_reason": reason})
         storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         return False  # its worker told it, or another reaper failed it

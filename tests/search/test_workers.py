@@ -53,7 +53,9 @@ def storage_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> st
 
 def test_journal_and_sqlite_storages_resume(tmp_path, toy_space):
     for url in (f"sqlite:///{tmp_path / 'a.db'}", f"journal:{tmp_path / 'a.log'}"):
-        config = SearchConfig(space=toy_space, evaluator=CountingEvaluator(BUDGET), budget=BUDGET, trials=3, storage=url)
+        config = SearchConfig(
+            space=toy_space, evaluator=CountingEvaluator(BUDGET), budget=BUDGET, trials=3, storage=url
+        )
         run_search(config)
         config.trials = 5
         assert_exactly(run_search(config).study, 5)
@@ -203,7 +205,7 @@ def test_kill_9_at_random_moments_then_resume(tmp_path):
     space_file.write_text(yaml.safe_dump(TOY_SPACE))
     out = tmp_path / "run"
     command = [sys.executable, "-m", "vitsearch.search.cli", "run", "--space", str(space_file), "--budget", "40M"]
-    command += ["--trials", "16", "--evaluator", "synflow", "--set", "img_size=32", "--set", "batch_size=4"]
+    command += ["--trials", "30", "--evaluator", "synflow", "--set", "img_size=32", "--set", "batch_size=4"]
     command += ["--out", str(out), "--study", "killed"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     seed = random.randrange(10**6)
@@ -234,13 +236,14 @@ def test_kill_9_at_random_moments_then_resume(tmp_path):
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     study = optuna.load_study(study_name="killed", storage=workers.open_storage(f"sqlite:///{out / 'study.db'}"))
-    assert_exactly(study, 16)
+    assert_exactly(study, 30)
     for number, state in finished.items():
         assert study.trials[number].state == state[0]
-    for trial in study.trials:
-        if "died" in trial.user_attrs.get("result", {}).get("fail_reason", ""):
-            assert any(t.user_attrs.get("retry_of") == trial.number for t in study.trials), "stale trial not re-queued"
-    assert pd.read_csv(out / "trials.csv")["trial"].nunique() >= 16
+    reaped = [t for t in study.trials if "died" in t.user_attrs.get("result", {}).get("fail_reason", "")]
+    for trial in (t for t in reaped if t.params):  # killed before sampling: nothing to re-queue
+        assert any(t.user_attrs.get("retry_of") == trial.number for t in study.trials), "stale trial not re-queued"
+    print(f"seed {seed}: {kills} kills, {len(reaped)} trials left running by them, failed and re-queued")
+    assert pd.read_csv(out / "trials.csv")["trial"].nunique() >= 30
 
 
 # --- failing trials -----------------------------------------------------------------------------
