@@ -303,3 +303,17 @@ def test_a_systematically_broken_evaluator_stops_the_search(toy_space):
     config = SearchConfig(space=toy_space, evaluator=AlwaysBroken(), budget=10**12, trials=50)
     with pytest.raises(RuntimeError, match="10 evaluations in a row failed.*KeyError"):
         run_search(config)
+
+
+def test_cli_workers_share_one_study(tmp_path):
+    space_file = tmp_path / "toy.yaml"
+    space_file.write_text(yaml.safe_dump(TOY_SPACE))
+    out = tmp_path / "run"
+    args = ["run", "--space", str(space_file), "--budget", "1G", "--trials", "8", "--evaluator", "synflow"]
+    args += ["--set", "img_size=32", "--set", "batch_size=4", "--workers", "2", "--out", str(out), "--study", "two"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "2 workers" in result.output
+    study = optuna.load_study(study_name="two", storage=workers.open_storage(f"sqlite:///{out / 'study.db'}"))
+    assert_exactly(study, 8)
+    assert (out / "pareto.csv").exists() and (out / "best.yaml").exists()
