@@ -114,7 +114,8 @@ def test_no_unsafe_loading_or_evaluation_in_the_sources():
 def test_the_check_finds_each_kind(code, what):
     hits = unsafe_calls("x = 1\n" + code, "bad.py")
     line = 1 + len(code.splitlines())  # the unsafe part is on the snippet's last line
-    assert hits and what in hits[0] and hits[0].startswith(f"bad.py:{line}:"), hits
+    # one snippet may hold two findings (yaml.load and yaml.Loader), in no fixed order
+    assert any(what in hit and hit.startswith(f"bad.py:{line}:") for hit in hits), hits
 
 
 @pytest.mark.parametrize(
