@@ -79,6 +79,13 @@ def test_file_lock_excludes_other_processes(tmp_path):
 # --- stale trials -------------------------------------------------------------------------------
 
 
+def sqlite_config(space: SearchSpace, evaluator: BaseEvaluator, tmp_path: Path, **kwargs) -> SearchConfig:
+    """A study in ``tmp_path/study.db`` with the whole space in budget (re-queued trials always run)."""
+    return SearchConfig(
+        space=space, evaluator=evaluator, budget=10**12, storage=f"sqlite:///{tmp_path / 'study.db'}", **kwargs
+    )
+
+
 def dead_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
@@ -102,13 +109,7 @@ def leave_running_trial(config: SearchConfig, beat: dict | None) -> int:
 
 
 def test_trial_of_a_dead_process_is_failed_and_requeued(tmp_path, toy_space):
-    config = SearchConfig(
-        space=toy_space,
-        evaluator=CountingEvaluator(),
-        budget=10**12,  # everything in budget: the re-queued architecture is evaluated for sure
-        trials=3,
-        storage=f"sqlite:///{tmp_path / 'study.db'}",
-    )
+    config = sqlite_config(toy_space, CountingEvaluator(), tmp_path, trials=3)
     stale = leave_running_trial(config, {"host": workers.HOST, "pid": dead_pid(), "n": 1})
     study = run_search(config).study
     trials = study.get_trials(deepcopy=False)
@@ -121,14 +122,7 @@ def test_trial_of_a_dead_process_is_failed_and_requeued(tmp_path, toy_space):
 
 
 def test_trial_of_another_host_is_reaped_after_the_grace_period(tmp_path, toy_space):
-    config = SearchConfig(
-        space=toy_space,
-        evaluator=CountingEvaluator(),
-        budget=10**12,
-        trials=2,
-        storage=f"sqlite:///{tmp_path / 'study.db'}",
-        grace_period=1.0,
-    )
+    config = sqlite_config(toy_space, CountingEvaluator(), tmp_path, trials=2, grace_period=1.0)
     stale = leave_running_trial(config, {"host": "another-machine", "pid": 1, "n": 7})
     config.trials = 1  # its claim holds one slot: the search can only finish once it is reaped
     started = time.monotonic()
@@ -269,14 +263,7 @@ class FailingEvaluator(BaseEvaluator):
 
 
 def test_failing_trials_are_recorded_and_the_study_goes_on(tmp_path, toy_space):
-    config = SearchConfig(
-        space=toy_space,
-        evaluator=FailingEvaluator(),
-        budget=10**12,
-        trials=25,
-        storage=f"sqlite:///{tmp_path / 'study.db'}",
-        study_name="failing",
-    )
+    config = sqlite_config(toy_space, FailingEvaluator(), tmp_path, trials=25, study_name="failing")
     study = run_search(config).study
     frame = trials_frame(study)
     reasons = " ".join(frame.loc[frame["state"] == "FAIL", "fail_reason"].astype(str))
