@@ -217,4 +217,5 @@ def evaluate(
         f"{params:,} params at {evaluator.supernet.profile.img_size}px, "
         f"{result['seconds']:.2f}s\npath: {describe(path)}",
         highlight=False,
+        soft_wrap=True,  # one greppable line, however long the paths
     )
