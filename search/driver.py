@@ -13,7 +13,6 @@ whose pruner decides; the decision ends the real trial as PRUNED.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
@@ -182,7 +181,7 @@ def _study_signature(config: SearchConfig) -> dict[str, Any]:
 
 
 def evaluated_count(study: optuna.Study) -> int:
-    return sum(map(_is_evaluated, study.get_trials(deepcopy=False)))
+    return _slots(study.get_trials(deepcopy=False))[0]
 
 
 class LatencyGate:
@@ -268,7 +267,7 @@ def run_search(config: SearchConfig, on_trial: Callable[[TrialOutcome, optuna.St
         ctx = _Worker(config, study, shadow, lock, heartbeat, reaper, gate)
         while True:
             reaper.reap(study, shadow)
-            done, in_flight = _slots(study)
+            done, in_flight = _slots(study.get_trials(deepcopy=False))
             if done >= config.trials:
                 break
             if config.timeout is not None and time.monotonic() - started > config.timeout:
@@ -310,9 +309,8 @@ def _is_in_flight(trial: optuna.trial.FrozenTrial) -> bool:
     )
 
 
-def _slots(study: optuna.Study) -> tuple[int, int]:
+def _slots(trials: list[optuna.trial.FrozenTrial]) -> tuple[int, int]:
     """(evaluated, being evaluated): the slots of ``--trials`` taken."""
-    trials = study.get_trials(deepcopy=False)
     return sum(map(_is_evaluated, trials)), sum(map(_is_in_flight, trials))
 
 
@@ -354,10 +352,7 @@ def _abandon(ctx: _Worker, trial: optuna.Trial, reason: str, requeue: bool) -> N
         ctx.study.tell(trial, state=optuna.trial.TrialState.FAIL)
     except (optuna.exceptions.UpdateFinishedTrialError, ValueError, RuntimeError):
         return  # already finished (told before the interruption, or reaped)
-    shadow_id = ctx.storage.get_trial_system_attrs(trial._trial_id).get(shared_study.SHADOW_KEY)
-    if shadow_id is not None:
-        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-            ctx.storage.set_trial_state_values(shadow_id, optuna.trial.TrialState.FAIL)
+    shared_study.fail_shadow_trial(ctx.shadow, ctx.storage.get_trial_system_attrs(trial._trial_id))
     if requeue and trial.params:
         shared_study.requeue_trial(ctx.study, trial, int(trial.user_attrs.get("retries", 0)))
 
@@ -428,7 +423,7 @@ def _decide(ctx: _Worker, trial: optuna.Trial, digest: str) -> tuple[str, optuna
                     return "duplicate", other
             owner = next((t for t in trials if _is_in_flight(t) and _digest(t) == digest), None)
             if owner is None:
-                if sum(map(_is_evaluated, trials)) + sum(map(_is_in_flight, trials)) >= ctx.config.trials:
+                if sum(_slots(trials)) >= ctx.config.trials:
                     return "surplus", None
                 ctx.storage.set_trial_system_attr(trial._trial_id, shared_study.CLAIM_KEY, "evaluate")
                 return "evaluate", None
@@ -536,8 +531,7 @@ def _error_reason(err: BaseException) -> str:
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:300] if text else "(no message)"
+    return shared_study.first_line(err, empty="(no message)")
 
 
 def _release_memory() -> None:

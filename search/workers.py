@@ -75,7 +75,7 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
     except ModuleNotFoundError as err:  # e.g. psycopg2 for PostgreSQL
         raise ConfigError("--storage", f"{url.split(':')[0]} needs the Python package {err.name!r}") from None
     except Exception as err:  # SQLAlchemy's URL and connection errors: one line, naming the URL's scheme
-        raise ConfigError("--storage", f"cannot open {_redacted(url)}: {_first_line(err)}") from None
+        raise ConfigError("--storage", f"cannot open {_redacted(url)}: {first_line(err)}") from None
 
 
 SCHEMA_RACES = ("already exists", "UNIQUE constraint", "duplicate key")
@@ -103,9 +103,10 @@ def _redacted(url: str) -> str:
     return scheme + sep + rest
 
 
-def _first_line(err: BaseException) -> str:
+def first_line(err: BaseException, empty: str | None = None) -> str:
+    """An error as one line (SQLAlchemy's wrapped DB error unwrapped); ``empty`` (default: its type) if blank."""
     text = str(getattr(err, "orig", None) or err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    return text.splitlines()[0][:300] if text else (empty or type(err).__name__)
 
 
 # --- the decision lock --------------------------------------------------------------------------
@@ -276,13 +277,19 @@ class Reaper:
             if reason is not None and _fail_stale(study, trial, reason):
                 reaped.append(trial.number)
                 self.seen.pop(trial._trial_id, None)
-                shadow_id = trial.system_attrs.get(SHADOW_KEY)
-                if shadow is not None and shadow_id is not None:
-                    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-                        shadow._storage.set_trial_state_values(shadow_id, TrialState.FAIL)
+                if shadow is not None:
+                    fail_shadow_trial(shadow, trial.system_attrs)
         alive = {t._trial_id for t in running}
         self.seen = {k: v for k, v in self.seen.items() if k in alive}
         return reaped
+
+
+def fail_shadow_trial(shadow: optuna.Study, main_system_attrs: dict[str, Any]) -> None:
+    """FAIL the pruning shadow trial recorded on a main trial (if any, and not finished already)."""
+    shadow_id = main_system_attrs.get(SHADOW_KEY)
+    if shadow_id is not None:
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            shadow._storage.set_trial_state_values(shadow_id, TrialState.FAIL)
 
 
 def _fail_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> bool:
