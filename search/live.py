@@ -148,10 +148,11 @@ def run_with_progress(config: SearchConfig, out: Path, console: Console) -> None
     finally:  # an interrupted run still leaves consistent files for what it finished
         study = open_study(config)
         written = write_outputs(study, config, out)
-        front = pareto_frame(trials_frame(study), front_objectives(config))
+        trials = trials_frame(study)
+        front = pareto_frame(trials, front_objectives(config))
         if not front.empty:
             console.print(pareto_table(front))
-        failed = failures_frame(trials_frame(study))
+        failed = failures_frame(trials)
         if not failed.empty:
             console.print(f"{len(failed)} failed trials (reasons: `vitsearch show {out}`)", highlight=False)
         console.print("wrote " + ", ".join(p.name for p in written) + f" in {out}")
