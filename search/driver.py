@@ -332,8 +332,7 @@ class _Worker:
 
 
 def _one_trial(ctx: _Worker) -> TrialOutcome:
-    trial = ctx.study.ask()
-    ctx.heartbeat.hold(trial._trial_id)
+    trial = shared_study.ask_held(ctx.study, ctx.heartbeat)
     try:
         return _run_trial(ctx, trial)
     except BaseException as err:  # interrupted, or a bug: never leave the trial RUNNING
@@ -353,8 +352,9 @@ def _abandon(ctx: _Worker, trial: optuna.Trial, reason: str, requeue: bool) -> N
     except (optuna.exceptions.UpdateFinishedTrialError, ValueError, RuntimeError):
         return  # already finished (told before the interruption, or reaped)
     shared_study.fail_shadow_trial(ctx.shadow, ctx.storage.get_trial_system_attrs(trial._trial_id))
-    if requeue and trial.params:
-        shared_study.requeue_trial(ctx.study, trial, int(trial.user_attrs.get("retries", 0)))
+    params = shared_study.sampled_params(trial)
+    if requeue and params:
+        shared_study.requeue_trial(ctx.study, params, trial.number, int(trial.user_attrs.get("retries", 0)))
 
 
 def _run_trial(ctx: _Worker, trial: optuna.Trial) -> TrialOutcome:

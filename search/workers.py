@@ -209,20 +209,24 @@ class Heartbeat:
         self._stop.set()
         self._thread.join()
 
-    def hold(self, trial_id: int) -> None:
-        """Beat for ``trial_id`` from now on; the first beat is written before this returns."""
+    def hold(self, trial_id: int, beaten: bool = False) -> None:
+        """Beat for ``trial_id`` from now on; the first beat is written before this returns (unless ``beaten``)."""
         with self._lock:
             self.held.add(trial_id)
-            self._beat(trial_id)
+            if not beaten:
+                self._beat(trial_id)
 
     def release(self, trial_id: int) -> None:
         with self._lock:
             self.held.discard(trial_id)
 
-    def _beat(self, trial_id: int) -> None:
+    def next_beat(self) -> dict[str, Any]:
         self.count += 1
+        return {"host": HOST, "pid": os.getpid(), "n": self.count}
+
+    def _beat(self, trial_id: int) -> None:
         try:
-            self.storage.set_trial_system_attr(trial_id, BEAT_KEY, {"host": HOST, "pid": os.getpid(), "n": self.count})
+            self.storage.set_trial_system_attr(trial_id, BEAT_KEY, self.next_beat())
         except optuna.exceptions.UpdateFinishedTrialError:
             self.held.discard(trial_id)  # finished meanwhile (told, or reaped by another worker)
 
@@ -231,6 +235,25 @@ class Heartbeat:
             with self._lock:
                 for trial_id in list(self.held):
                     self._beat(trial_id)
+
+
+def ask_held(study: optuna.Study, heartbeat: Heartbeat) -> optuna.Trial:
+    """``study.ask()``, but a new trial is created with its worker's first beat in the same write.
+
+    After a plain ``ask``, a kill before the first beat leaves a RUNNING trial that names no
+    worker, which only the grace period can reap (the kill test hit that window). A re-queued
+    (WAITING) trial is popped as ``ask`` pops it and beaten at once; should a kill fall between
+    the two, its parameters are still in its ``fixed_params`` for the reaper to re-queue.
+    """
+    study._thread_local.cached_all_trials = None  # what Study.ask does: samplers read the study afresh
+    trial_id = study._pop_waiting_trial_id()
+    if trial_id is not None:
+        heartbeat.hold(trial_id)
+    else:
+        template = optuna.trial.create_trial(state=TrialState.RUNNING, system_attrs={BEAT_KEY: heartbeat.next_beat()})
+        trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)
+        heartbeat.hold(trial_id, beaten=True)
+    return optuna.Trial(study, trial_id)
 
 
 # --- stale trials -------------------------------------------------------------------------------
@@ -296,8 +319,9 @@ def _fail_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: st
     """FAIL ``trial`` unless another worker got there first; re-queue its parameters (bounded)."""
     storage = study._storage
     retries = int(trial.user_attrs.get("retries", 0))
-    requeue = retries < MAX_RETRIES and bool(trial.params)
-    if not trial.params:
+    params = sampled_params(trial)
+    requeue = retries < MAX_RETRIES and bool(params)
+    if not params:
         reason += "; nothing was sampled yet"
     else:
         reason += "; re-queued" if requeue else f"; not re-queued after {retries} retries"
@@ -307,12 +331,15 @@ def _fail_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: st
     except optuna.exceptions.UpdateFinishedTrialError:
         return False  # its worker told it, or another reaper failed it
     if requeue:
-        requeue_trial(study, trial, retries + 1)
+        requeue_trial(study, params, trial.number, retries + 1)
     return True
 
 
-def requeue_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial | optuna.Trial, retries: int) -> None:
-    """Queue ``trial``'s parameters again: the next ``ask`` of any worker samples this architecture."""
-    params = trial.params
-    number = trial.number
+def sampled_params(trial: optuna.trial.FrozenTrial | optuna.Trial) -> dict[str, Any]:
+    """What re-queuing a trial must keep: its parameters, or a re-queued trial's own before it sampled."""
+    return trial.params or trial.system_attrs.get("fixed_params", {})
+
+
+def requeue_trial(study: optuna.Study, params: dict[str, Any], number: int, retries: int) -> None:
+    """Queue trial ``number``'s parameters again: the next ``ask`` of any worker samples this architecture."""
     study.enqueue_trial(params, user_attrs={"retry_of": number, "retries": retries}, skip_if_exists=False)

@@ -121,6 +121,36 @@ def test_trial_of_a_dead_process_is_failed_and_requeued(tmp_path, toy_space):
     assert_exactly(study, 3)
 
 
+def test_a_new_trial_carries_its_first_beat_from_creation(tmp_path):
+    storage = workers.open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    study = optuna.create_study(storage=storage)
+    writes = []
+    storage.set_trial_system_attr = lambda *args: writes.append(args)  # any separate beat write shows here
+    workers.ask_held(study, workers.Heartbeat(storage))
+    assert study.trials[0].system_attrs[workers.BEAT_KEY]["pid"] == os.getpid()
+    assert writes == [], "the first beat of a new trial is written with the trial, not after it"
+
+
+def test_requeued_trial_killed_before_sampling_is_requeued_again(tmp_path, toy_space):
+    config = sqlite_config(toy_space, CountingEvaluator(), tmp_path, trials=2)
+    storage = workers.open_storage(config.storage)
+    study = optuna.create_study(
+        study_name=config.study_name, storage=storage, directions=config.directions, load_if_exists=True
+    )
+    first = study.ask()
+    toy_space.sample(first)
+    params = first.params
+    study.tell(first, state=optuna.trial.TrialState.FAIL)
+    study.enqueue_trial(params, user_attrs={"retry_of": 0, "retries": 1})
+    popped = workers.ask_held(study, workers.Heartbeat(storage))  # popped, then its worker dies at once
+    storage.set_trial_system_attr(popped._trial_id, workers.BEAT_KEY, {"host": workers.HOST, "pid": dead_pid(), "n": 1})
+    study = run_search(config).study
+    reaped = study.trials[popped.number]
+    assert reaped.state == optuna.trial.TrialState.FAIL and "re-queued" in reaped.user_attrs["result"]["fail_reason"]
+    retry = [t for t in study.trials if t.user_attrs.get("retry_of") == popped.number]
+    assert len(retry) == 1 and retry[0].params == params and retry[0].user_attrs["retries"] == 2
+
+
 def test_trial_of_another_host_is_reaped_after_the_grace_period(tmp_path, toy_space):
     config = sqlite_config(toy_space, CountingEvaluator(), tmp_path, trials=2, grace_period=1.0)
     stale = leave_running_trial(config, {"host": "another-machine", "pid": 1, "n": 7})
