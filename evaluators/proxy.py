@@ -29,6 +29,8 @@ from .base import BaseEvaluator, DivergedError, register_evaluator
 from .data import DatasetInfo, check_data_spec, load_dataset, materialize, stratified_subset
 from .latency import torch_threads
 from .profile import ProxyProfile, adapt_arch
+from .training import Engine, make_optimizer, make_scheduler, resolve_device, resolve_precision, top1
+from .training.engine import tensor_batches
 
 if TYPE_CHECKING:
     import optuna
@@ -36,24 +38,6 @@ if TYPE_CHECKING:
     from vitsearch.space import ArchConfig
 
 DIVERGE_FACTOR = 20.0  # a batch loss above this x max(first loss, ln classes) counts as divergence
-EVAL_BATCH = 256
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = EVAL_BATCH) -> float:
-    """Top-1 accuracy of ``model`` in eval mode (restores the previous mode)."""
-    was_training = model.training
-    model.eval()
-    correct = 0
-    try:
-        for i in range(0, len(images), batch_size):
-            logits = model(images[i : i + batch_size])
-            if not torch.isfinite(logits).all():
-                raise DivergedError("non-finite logits on the validation set")
-            correct += int((logits.argmax(1) == labels[i : i + batch_size]).sum())
-    finally:
-        model.train(was_training)
-    return correct / len(images)
 
 
 @register_evaluator("proxy")
@@ -62,20 +46,36 @@ class ProxyEvaluator(BaseEvaluator):
 
     Args:
         data: dataset spec (``load_dataset``); default the offline ``mnist5k``.
+        device: ``auto`` (a GPU when there is one), ``cpu``, ``cuda`` or ``cuda:N``.
+        amp: ``auto`` (bf16 on a capable GPU, off on the CPU), ``bf16``, ``fp16`` or ``off``.
         profile: a ``ProxyProfile``; keyword ``overrides`` replace its fields
             (``ProxyEvaluator(epochs=2)``).
     """
 
-    def __init__(self, data: str = "mnist5k", profile: ProxyProfile | None = None, **overrides: Any):
+    def __init__(
+        self,
+        data: str = "mnist5k",
+        profile: ProxyProfile | None = None,
+        device: str = "auto",
+        amp: str = "auto",
+        **overrides: Any,
+    ):
         check_data_spec(data)  # the data load waits for the first architecture; a bad path should not
         self.data = data
         self.profile = (profile or ProxyProfile()).replace(**overrides) if overrides else (profile or ProxyProfile())
         self._tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._info: DatasetInfo | None = None
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(amp, self.device)
 
     def settings(self) -> dict[str, Any]:
         out = {"data": self.data, **self.profile.to_dict()}
         out.pop("threads")  # changes speed, not the recipe
+        # CPU float32 keeps the settings (and cache keys) it always had; a GPU or autocast is recorded.
+        if self.device.type != "cpu":
+            out["device"] = str(self.device)
+        if self.precision.amp != "off":
+            out["amp"] = self.precision.amp
         return out
 
     def tensors(self) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], DatasetInfo]:
@@ -103,68 +103,49 @@ class ProxyEvaluator(BaseEvaluator):
     def _train(self, arch: ArchConfig | str, trial: optuna.Trial | None) -> dict[str, float]:
         import optuna
         from timm.loss import LabelSmoothingCrossEntropy
-        from timm.optim import create_optimizer_v2
-        from timm.scheduler import create_scheduler_v2
 
         from vitsearch.space import build_model
 
         p = self.profile
         start = time.perf_counter()
         (tx, ty, vx, vy), info = self.tensors()
+        precision = self.precision
         proxy = self.proxy_arch(arch)
         torch.manual_seed(p.seed)
         model = build_model(proxy, img_size=info.img_size, in_chans=info.in_chans, num_classes=info.num_classes)
-        model.train()
+        model.to(precision.device).train()
+        tx, ty, vx, vy = (t.to(precision.device) for t in (tx, ty, vx, vy))  # small sets live on the device
         steps = math.ceil(len(tx) / p.batch_size)
-        optimizer = create_optimizer_v2(model, opt="adamw", lr=p.lr, weight_decay=p.weight_decay)
-        scheduler, _ = create_scheduler_v2(
+        optimizer = make_optimizer(model, p.lr, p.weight_decay)
+        scheduler = make_scheduler(optimizer, p.epochs, steps, p.warmup_epochs, p.lr * 0.01, p.min_lr)
+        engine = Engine(
+            model,
             optimizer,
-            sched="cosine",
-            num_epochs=p.epochs,
-            warmup_epochs=p.warmup_epochs,
-            warmup_lr=p.lr * 0.01,
-            min_lr=p.min_lr,
-            step_on_epochs=False,
-            updates_per_epoch=steps,
+            scheduler,
+            precision,
+            grad_clip=p.grad_clip,
+            diverge_factor=DIVERGE_FACTOR,
+            diverge_floor=math.log(max(info.num_classes, 2)),
         )
         criterion = LabelSmoothingCrossEntropy(p.label_smoothing) if p.label_smoothing > 0 else nn.CrossEntropyLoss()
         order = torch.Generator().manual_seed(p.seed)
-        limit = math.log(max(info.num_classes, 2))
         result: dict[str, float] = {
             "params": float(sum(q.numel() for q in model.parameters())),
             "proxy_patch_size": float(proxy.stem.patch_size),
             "proxy_width0": float(proxy.stages[0].width),
         }
         accs: list[float] = []
-        capped, epochs_done, updates, loss_sum, loss_n = False, 0.0, 0, 0.0, 0
+        capped, epochs_done, loss_sum, loss_n = False, 0.0, 0.0, 0
         for epoch in range(p.epochs):
-            perm = torch.randperm(len(tx), generator=order)
+            perm = torch.randperm(len(tx), generator=order).to(precision.device)
             loss_sum, loss_n = 0.0, 0
             for step in range(steps):
                 idx = perm[step * p.batch_size : (step + 1) * p.batch_size]
-                loss = criterion(model(tx[idx]), ty[idx])
-                value = float(loss.detach())
-                where = f"epoch {epoch + 1} step {step + 1}"
-                if not math.isfinite(value):
-                    raise DivergedError(
-                        f"non-finite training loss ({value}) at {where}", {**result, "epochs_done": epoch}
-                    )
-                if updates == 0:
-                    limit = max(limit, value)
-                if value > DIVERGE_FACTOR * limit:
-                    raise DivergedError(
-                        f"training loss exploded to {value:.3g} (first {limit:.3g}) at {where}",
-                        {**result, "epochs_done": epoch},
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if p.grad_clip is not None:
-                    norm = float(nn.utils.clip_grad_norm_(model.parameters(), p.grad_clip))
-                    if not math.isfinite(norm):
-                        raise DivergedError(f"non-finite gradient norm at {where}", {**result, "epochs_done": epoch})
-                optimizer.step()
-                updates += 1
-                scheduler.step_update(num_updates=updates)
+                x, y = tx[idx], ty[idx]
+                try:
+                    value = engine.update(lambda x=x, y=y: criterion(model(x), y), f"epoch {epoch + 1} step {step + 1}")
+                except DivergedError as err:
+                    raise DivergedError(err.reason, {**result, "epochs_done": epoch}) from None
                 loss_sum, loss_n = loss_sum + value, loss_n + 1
                 if p.max_seconds is not None and time.perf_counter() - start > p.max_seconds:
                     capped = True
@@ -173,7 +154,7 @@ class ProxyEvaluator(BaseEvaluator):
             if capped:
                 accs.append(self._val_accuracy(model, vx, vy, result, epoch))
                 break
-            scheduler.step(epoch + 1)
+            engine.end_epoch(epoch + 1)
             epochs_done = float(epoch + 1)
             acc = self._val_accuracy(model, vx, vy, result, epoch)
             accs.append(acc)
@@ -196,6 +177,6 @@ class ProxyEvaluator(BaseEvaluator):
         self, model: nn.Module, vx: torch.Tensor, vy: torch.Tensor, result: dict[str, float], epoch: int
     ) -> float:
         try:
-            return accuracy(model, vx, vy)
+            return top1(model, tensor_batches(vx, vy), self.precision, check_finite=True)
         except DivergedError as err:
             raise DivergedError(f"{err.reason} after epoch {epoch + 1}", {**result, "epochs_done": epoch}) from None
