@@ -20,6 +20,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .cli_options import AmpOption, DeviceOption, check_device
+
 app = typer.Typer(
     name="vitsearch",
     help="Neural architecture search for efficient Vision Transformers.",
@@ -297,6 +299,10 @@ def run(
     supernet: Annotated[
         Path | None, typer.Option("--supernet", help="Checkpoint of `vitsearch supernet train` (--evaluator supernet).")
     ] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="Evaluator device: auto, cpu, cuda, cuda:N (proxy, supernet).")
+    ] = None,
+    amp: Annotated[str | None, typer.Option("--amp", help="Proxy mixed precision: auto, bf16, fp16, off.")] = None,
 ) -> None:
     """Search a space for the most accurate architectures within a FLOPs budget."""
     from vitsearch.evaluators.pruners import make_pruner
@@ -320,6 +326,9 @@ def run(
     except ValueError as err:
         raise ConfigError("--pruner", str(err)) from None
     options = _parse_options(settings or [])
+    for key, value in (("device", device), ("amp", amp)):
+        if value is not None:
+            options[key] = value
     if supernet is not None:
         if evaluator != "supernet":
             raise ConfigError("--supernet", "is the checkpoint of --evaluator supernet")
@@ -529,12 +538,15 @@ def train_command(
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="torch threads while training.")] = None,
     train_subset: Annotated[int | None, typer.Option("--train-subset", min=1, help="Training images.")] = None,
     val_subset: Annotated[int | None, typer.Option("--val-subset", min=1, help="Validation images.")] = None,
+    device: DeviceOption = "auto",
+    amp: AmpOption = "auto",
 ) -> None:
     """Train one architecture fully (timm recipe: AdamW, cosine, mixup/cutmix, EMA), optionally distilled."""
     from vitsearch.evaluators.base import EvaluationFailed
     from vitsearch.search.train import TrainJob, TrainRecipe, train
     from vitsearch.space import resolve_arch
 
+    check_device(device, amp)
     config = resolve_arch(arch)
     recipe = TrainRecipe(
         epochs=epochs,
@@ -565,6 +577,8 @@ def train_command(
         from_supernet=from_supernet,
         resume=resume,
         threads=threads,
+        device=device,
+        amp=amp,
     )
     try:
         with _TrainProgress(epochs) as progress:

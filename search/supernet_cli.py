@@ -19,6 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 # cli.py mounts this app, so nothing from cli.py is imported at module level (``python -m
 # vitsearch.search.cli``, as torchrun runs it, would import cli.py twice and cycle).
+from .cli_options import DeviceOption, check_device
+
 ArchArg = Annotated[str, typer.Argument(help="A preset name (see `vitsearch presets`) or a YAML/JSON config file.")]
 
 
@@ -120,7 +122,10 @@ def train(
     max_steps: Annotated[
         int | None, typer.Option("--max-steps", min=1, help="Stop after N steps in total (resume later).")
     ] = None,
-    device: Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: GPU if any).")] = None,
+    device: DeviceOption = "auto",
+    amp: Annotated[
+        str, typer.Option("--amp", help="Mixed precision: off (default; bit-exact resume), bf16, fp16.")
+    ] = "off",
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="torch intra-op threads.")] = None,
 ) -> None:
     """Train a supernet over a space (sandwich rule, in-place distillation); multi-GPU with torchrun."""
@@ -134,6 +139,7 @@ def train(
 
     if threads is not None:
         torch.set_num_threads(threads)
+    check_device(device, amp)
     writable_folder(out, "--out")
     config = SupernetTrainConfig(
         data=data,
@@ -170,6 +176,7 @@ def train(
         log=lambda line: console.print(line, highlight=False),
         progress=_TrainProgress(),
         max_steps=max_steps,
+        amp=amp,
     )
     if not main:
         return
@@ -187,7 +194,7 @@ def evaluate(
     data: Annotated[str | None, typer.Option("--data", help="Default: the supernet's training data.")] = None,
     val_subset: Annotated[int | None, typer.Option("--val-subset", min=1)] = None,
     bn_batches: Annotated[int, typer.Option("--bn-batches", min=0, help="BatchNorm calibration batches.")] = 4,
-    device: Annotated[str | None, typer.Option("--device")] = None,
+    device: DeviceOption = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Validation accuracy of ARCH as a path of the supernet CKPT, with inherited weights."""

@@ -41,8 +41,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitsearch.evaluators.base import DivergedError
 from vitsearch.evaluators.data import DatasetInfo, load_dataset, materialize, stratified_subset
+from vitsearch.evaluators.training import Engine, make_optimizer, make_scheduler, resolve_device, resolve_precision
+from vitsearch.evaluators.training.engine import top1
 from vitsearch.space import ArchConfig, ConfigError, build_model, resolve_arch
 from vitsearch.space.weights import describe_load_error, load_state, model_from_weights, save_weights
 
@@ -114,6 +115,8 @@ class TrainJob:
     resume: bool = False
     threads: int | None = None
     latency_threads: int = 1
+    device: str = "auto"  # auto (a GPU when there is one), cpu, cuda, cuda:N
+    amp: str = "auto"  # bf16, fp16, off; auto = bf16 on a capable GPU, off on the CPU
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -160,19 +163,10 @@ def _in_memory(dataset) -> bool:
     )
 
 
-@torch.no_grad()
-def top1(model: nn.Module, batches: Batches) -> float:
-    """Top-1 accuracy in eval mode (restores the mode)."""
-    was_training = model.training
-    model.eval()
-    correct = total = 0
-    try:
-        for x, y in batches():
-            correct += int((model(x).argmax(1) == y).sum())
-            total += len(y)
-    finally:
-        model.train(was_training)
-    return correct / max(total, 1)
+def evaluate_top1(model: nn.Module, batches: Batches, precision) -> float:
+    """Top-1 of ``model`` over every batch, on the run's device (the engine's ``top1``)."""
+    device = precision.device
+    return top1(model, ((x.to(device), y.to(device)) for x, y in batches()), precision)
 
 
 # --- distillation ----------------------------------------------------------------------------
@@ -276,7 +270,7 @@ def save_checkpoint(path: Path, blob: dict[str, Any]) -> None:
         raise
 
 
-def _signature(job: TrainJob, arch: ArchConfig, teacher: ArchConfig | None) -> dict[str, Any]:
+def _signature(job: TrainJob, arch: ArchConfig, teacher: ArchConfig | None, precision) -> dict[str, Any]:
     # What must not change when a run is resumed.
     return {
         "digest": arch.digest(),
@@ -285,6 +279,7 @@ def _signature(job: TrainJob, arch: ArchConfig, teacher: ArchConfig | None) -> d
         **job.recipe.to_dict(),  # flat, so a refused resume names the setting that changed
         "teacher": teacher.digest() if teacher is not None else None,
         "from_supernet": str(job.from_supernet) if job.from_supernet else None,
+        "amp": precision.amp,
     }
 
 
@@ -321,11 +316,11 @@ def train(job: TrainJob, on_step: StepCallback | None = None, on_epoch: EpochCal
 def _train(job: TrainJob, on_step: StepCallback | None, on_epoch: EpochCallback | None) -> dict[str, Any]:
     from timm.data import Mixup
     from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
-    from timm.optim import create_optimizer_v2
-    from timm.scheduler import create_scheduler_v2
     from timm.utils import ModelEmaV3
 
     r = job.recipe
+    device = resolve_device(job.device)
+    precision = resolve_precision(job.amp, device)
     arch = resolve_arch(job.arch)
     out = Path(job.out)
     if out.exists() and not out.is_dir():
@@ -359,17 +354,11 @@ def _train(job: TrainJob, on_step: StepCallback | None, on_epoch: EpochCallback 
     elif r.imitation_weight > 0:
         raise ConfigError("--imitation-weight", "module imitation needs a teacher (--teacher-weights)")
 
-    optimizer = create_optimizer_v2(model, opt="adamw", lr=r.lr, weight_decay=r.weight_decay)
-    scheduler, _ = create_scheduler_v2(
-        optimizer,
-        sched="cosine",
-        num_epochs=r.epochs,
-        warmup_epochs=r.warmup_epochs,
-        warmup_lr=r.warmup_lr,
-        min_lr=r.min_lr,
-        step_on_epochs=False,
-        updates_per_epoch=train_batches.steps,
-    )
+    model.to(device)
+    if teacher is not None:
+        teacher.to(device)
+    optimizer = make_optimizer(model, r.lr, r.weight_decay)
+    scheduler = make_scheduler(optimizer, r.epochs, train_batches.steps, r.warmup_epochs, r.warmup_lr, r.min_lr)
     ema = ModelEmaV3(model, decay=r.ema_decay, use_warmup=True) if r.ema_decay is not None else None
     mixup = None
     if r.mixing:
@@ -379,7 +368,7 @@ def _train(job: TrainJob, on_step: StepCallback | None, on_epoch: EpochCallback 
     else:
         criterion = LabelSmoothingCrossEntropy(r.label_smoothing) if r.label_smoothing > 0 else nn.CrossEntropyLoss()
 
-    signature = _signature(job, arch, teacher_arch)
+    signature = _signature(job, arch, teacher_arch, precision)
     meta = {
         "arch": arch.to_dict(),
         "digest": arch.digest(),
@@ -400,7 +389,8 @@ def _train(job: TrainJob, on_step: StepCallback | None, on_epoch: EpochCallback 
     write_atomic(out / ARCH_FILE, arch.to_yaml())
     s_taps = MixerTaps(model) if r.imitation_weight > 0 else None
     t_taps = MixerTaps(teacher) if r.imitation_weight > 0 and teacher is not None else None
-    updates = start_epoch * train_batches.steps
+    engine = Engine(model, optimizer, scheduler, precision, grad_clip=r.grad_clip, ema=ema)
+    engine.updates = start_epoch * train_batches.steps
     for epoch in range(start_epoch, r.epochs):
         epoch_start = time.perf_counter()
         torch.manual_seed(r.seed + epoch)
@@ -412,39 +402,34 @@ def _train(job: TrainJob, on_step: StepCallback | None, on_epoch: EpochCallback 
             for taps in (s_taps, t_taps):  # drop what validation forwards left behind
                 if taps is not None:
                     taps.take()
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             target: torch.Tensor = y
             if mixup is not None:
                 x, target = mixup(x, y)
-            logits = model(x)
-            loss = criterion(logits, target)
-            if teacher is not None:
+
+            def loss_fn(x=x, target=target) -> torch.Tensor:
+                logits = model(x)
+                loss = criterion(logits, target)
+                if teacher is None:
+                    return loss
                 with torch.no_grad():
                     t_logits = teacher(x)
-                kd = soft_distillation(logits, t_logits, r.distill_temperature)
+                kd = soft_distillation(logits.float(), t_logits.float(), r.distill_temperature)
                 loss = (1 - r.distill_weight) * loss + r.distill_weight * kd
                 if s_taps is not None and t_taps is not None:
                     loss = loss + r.imitation_weight * imitation_loss(s_taps.take(), t_taps.take())
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise DivergedError(f"non-finite training loss ({value}) at epoch {epoch + 1} step {step + 1}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if r.grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), r.grad_clip)
-            optimizer.step()
-            updates += 1
-            scheduler.step_update(num_updates=updates)
-            if ema is not None:
-                ema.update(model, step=updates)
+                return loss
+
+            value = engine.update(loss_fn, f"epoch {epoch + 1} step {step + 1}")
             loss_sum += value
             if on_step is not None:
                 on_step(epoch, step, train_batches.steps, value)
-        scheduler.step(epoch + 1)
+        engine.end_epoch(epoch + 1)
         record = EpochRecord(
             epoch=epoch + 1,
             train_loss=loss_sum / max(train_batches.steps, 1),
-            val_acc=top1(model, val_batches),
-            val_acc_ema=top1(ema.module, val_batches) if ema is not None else None,
+            val_acc=evaluate_top1(model, val_batches, precision),
+            val_acc_ema=evaluate_top1(ema.module, val_batches, precision) if ema is not None else None,
             lr=float(optimizer.param_groups[0]["lr"]),
             seconds=time.perf_counter() - epoch_start,
         )
@@ -465,7 +450,7 @@ def _train(job: TrainJob, on_step: StepCallback | None, on_epoch: EpochCallback 
         if taps is not None:
             for handle in taps.handles:
                 handle.remove()
-    return _finish(job, arch, info, model, ema, history, meta, started)
+    return _finish(job, arch, info, model.cpu(), ema, history, meta, started, precision)
 
 
 def _teacher(job: TrainJob, info: DatasetInfo) -> tuple[nn.Module | None, ArchConfig | None]:
@@ -490,10 +475,11 @@ def _resume(path: Path, signature: dict[str, Any], model, ema, optimizer, schedu
     if missing:
         raise ConfigError(str(path), f"not a checkpoint of vitsearch train (no {', '.join(missing)})")
     recorded = blob["meta"].get("signature", {}) if isinstance(blob["meta"], Mapping) else {}
-    changed = sorted(k for k in signature if recorded.get(k) != signature[k])
+    defaults = {"amp": "off"}  # checkpoints from before the engine trained in float32
+    changed = sorted(k for k in signature if recorded.get(k, defaults.get(k)) != signature[k])
     if changed:
         raise ConfigError("--resume", f"{path} was trained with different {', '.join(changed)}; use another --out")
-    load_state(model, blob["model"], str(path))
+    load_state(model, blob["model"], str(path))  # loads onto the model's device
     if ema is not None and blob.get("ema") is not None:
         load_state(ema.module, blob["ema"], str(path))
     optimizer.load_state_dict(blob["optimizer"])
@@ -501,14 +487,14 @@ def _resume(path: Path, signature: dict[str, Any], model, ema, optimizer, schedu
     return int(blob["epoch"]), list(blob.get("history", []))
 
 
-def _finish(job, arch, info, model, ema, history, meta, started) -> dict[str, Any]:
+def _finish(job, arch, info, model, ema, history, meta, started, precision) -> dict[str, Any]:
     from vitsearch.evaluators.complexity import count_flops
     from vitsearch.evaluators.latency import measure_latency
 
     out = Path(job.out)
     last = history[-1]
     use_ema = ema is not None and last["val_acc_ema"] is not None and last["val_acc_ema"] > last["val_acc"]
-    final = ema.module if use_ema else model
+    final = (ema.module if use_ema else model).cpu()  # latency and FLOPs are the CPU deployment's
     final.eval()
     deployed = final.reparameterize()
     latency = measure_latency(deployed, job.img_size, batch=1, threads=job.latency_threads, repeats=20)
@@ -529,6 +515,7 @@ def _finish(job, arch, info, model, ema, history, meta, started) -> dict[str, An
         "latency": latency.to_dict(),
         "teacher": str(job.teacher_weights) if job.teacher_weights else None,
         "recipe": job.recipe.to_dict(),
+        **precision.to_dict(),
         "history": history,
         "seconds": time.perf_counter() - started,
     }

@@ -13,6 +13,7 @@ from vitsearch.space import ConfigError
 from ..base import BaseEvaluator, EvaluationFailed, register_evaluator
 from ..data import check_data_spec, load_dataset, materialize, stratified_subset
 from ..latency import torch_threads
+from ..training import resolve_device
 from .checkpoint import load_supernet
 from .dims import PathError
 from .score import path_accuracy
@@ -59,7 +60,7 @@ class SupernetEvaluator(BaseEvaluator):
             raise ValueError("evaluator 'supernet': bn_batches must be >= 0 and val_subset positive")
         if data is not None:
             check_data_spec(data)
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = str(resolve_device(device))
         self.path = Path(str(supernet)).expanduser()
         self.supernet = load_supernet(self.path, device=self.device)
         self.meta = self.supernet.meta

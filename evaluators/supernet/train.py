@@ -43,8 +43,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vitsearch.evaluators.base import DivergedError
 from vitsearch.evaluators.complexity import analytic_flops
 from vitsearch.evaluators.data import check_data_spec, load_dataset, materialize, stratified_subset
+from vitsearch.evaluators.training import Engine, make_optimizer, make_scheduler, resolve_device, resolve_precision
 from vitsearch.space import ArchConfig, ConfigError
 from vitsearch.space.search_space import SearchSpace
 
@@ -105,23 +107,6 @@ class SupernetTrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def lr_at(step: int, total: int, warmup: int, lr: float, min_lr: float) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine from ``lr`` to ``min_lr`` at ``total``."""
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def make_optimizer(supernet: nn.Module, config: SupernetTrainConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices and kernels only (timm's ``param_groups_weight_decay``)."""
-    decay, no_decay = [], []
-    for _, p in supernet.named_parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=config.lr)
 
 
 class _Sandwich(nn.Module):
@@ -233,6 +218,7 @@ def train_supernet(
     log: Callable[[str], None] = print,
     progress: Any = None,
     max_steps: int | None = None,
+    amp: str = "off",
 ) -> dict[str, Any]:
     """Train (or resume training) a supernet over ``space``; checkpoints go to ``out``.
 
@@ -241,20 +227,23 @@ def train_supernet(
         config: the recipe.
         out: the checkpoint folder; a checkpoint already there with the same space, profile
             and recipe is resumed from its step (a different one is refused).
-        device: ``cuda``, ``cpu``...; default the process's GPU when there is one.
+        device: ``auto`` / ``None`` (the process's GPU when there is one), ``cpu``, ``cuda``, ``cuda:N``.
         log: where rank 0's text lines go.
         progress: an object with ``start(total, done)``, ``advance(step, loss)`` and ``stop()``
             (a progress bar); ``None`` for epoch lines only.
         max_steps: stop (with a checkpoint) after this many steps in total, for tests and
             staged runs; the schedule still spans all epochs.
+        amp: autocast of the forward (``off`` default: bit-exact resume is a float32 promise).
 
     Returns:
         The checkpoint's JSON record.
     """
     out = Path(out)
     dist = _init_distributed()
-    if device is None:
-        device = f"cuda:{dist.local_rank}" if torch.cuda.is_available() else "cpu"
+    if device in (None, "auto") and dist.world > 1 and torch.cuda.is_available():
+        device = f"cuda:{dist.local_rank}"
+    device = str(resolve_device(device))
+    precision = resolve_precision(amp, torch.device(device))
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
     split = load_dataset(config.data, img_size=config.input_size, seed=config.seed)
@@ -272,10 +261,12 @@ def train_supernet(
         width_mult=config.width_mult,
     )
     supernet = Supernet(space, profile, seed=config.seed).to(device)
-    optimizer = make_optimizer(supernet, config)
+    optimizer = make_optimizer(supernet, config.lr, config.weight_decay)
     steps_per_epoch = math.ceil(len(tx) / config.batch_size)
     total = steps_per_epoch * config.epochs
-    warmup = round(config.warmup_epochs * steps_per_epoch)
+    scheduler = make_scheduler(
+        optimizer, config.epochs, steps_per_epoch, config.warmup_epochs, config.lr * 0.01, config.min_lr
+    )
     meta: dict[str, Any] = {"step": 0, "total_steps": total, "steps_per_epoch": steps_per_epoch, "history": []}
 
     if (out / META).exists():
@@ -291,6 +282,7 @@ def train_supernet(
         if dist.main:
             log(f"resuming {out} at step {meta['step']}/{total}")
     start_step = meta["step"]
+    scheduler.step_update(num_updates=start_step)  # the learning rate of the next step, resumed or not
     if start_step >= total:
         if dist.main:
             log(f"{out}: already trained ({total} steps); nothing to do")
@@ -310,6 +302,8 @@ def train_supernet(
         ids = [torch.device(device).index] if device.startswith("cuda") else None
         model = DistributedDataParallel(sandwich, device_ids=ids, find_unused_parameters=True)
     criterion = _smoothed_ce(config.label_smoothing)
+    # The sandwich's paths share one clipped global norm over the whole supernet.
+    engine = Engine(supernet, optimizer, scheduler, precision, grad_clip=config.grad_clip, updates=start_step)
     supernet.train()
     epoch_loss = meta.get("epoch_loss", {"sum": 0.0, "n": 0})
     elapsed_before = float(meta.get("seconds", 0.0))
@@ -345,30 +339,26 @@ def train_supernet(
                 paths = [largest, smallest] + [
                     profile.adapt(sample_path(space, rng, config)) for _ in range(config.random_paths)
                 ]
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_at(step, total, warmup, config.lr, config.min_lr)
                 sandwich.paths = paths
-                logits = model(x)
-                teacher = logits[0]
-                losses = [criterion(teacher, y)]
-                soft = F.softmax(teacher.detach(), dim=-1) if config.distill else None
-                for student in logits[1:]:
-                    if soft is not None:
-                        losses.append(-(soft * F.log_softmax(student, dim=-1)).sum(-1).mean())
-                    else:
-                        losses.append(criterion(student, y))
-                loss = torch.stack(losses).sum()
-                value = float(loss.detach())
-                if not math.isfinite(value):
+
+                def sandwich_loss(x=x, y=y) -> torch.Tensor:
+                    logits = model(x)
+                    teacher = logits[0]
+                    losses = [criterion(teacher, y)]
+                    soft = F.softmax(teacher.detach().float(), dim=-1) if config.distill else None
+                    for student in logits[1:]:
+                        if soft is not None:
+                            losses.append(-(soft * F.log_softmax(student.float(), dim=-1)).sum(-1).mean())
+                        else:
+                            losses.append(criterion(student, y))
+                    return torch.stack(losses).sum()
+
+                try:
+                    value = engine.update(sandwich_loss, f"step {step + 1} (epoch {epoch + 1})")
+                except DivergedError as err:
                     raise SupernetTrainingError(
-                        f"supernet training diverged: loss {value} at step {step + 1} (epoch {epoch + 1}); "
-                        "lower --lr or raise --grad-clip"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(supernet.parameters(), config.grad_clip)
-                optimizer.step()
+                        f"supernet training diverged: {err.reason}; lower --lr or raise --grad-clip"
+                    ) from None
                 step += 1
                 epoch_loss = {"sum": epoch_loss["sum"] + value, "n": epoch_loss["n"] + 1}
                 if progress is not None and dist.main:

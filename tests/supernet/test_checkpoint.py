@@ -20,7 +20,7 @@ from vitsearch.evaluators.supernet import (
     train_supernet,
 )
 from vitsearch.evaluators.supernet.checkpoint import META, OPTIMIZER, WEIGHTS, load_optimizer
-from vitsearch.evaluators.supernet.train import make_optimizer
+from vitsearch.evaluators.training import make_optimizer
 
 # 2 steps per epoch (64 images, batch 32), 2 epochs; the space has BatchNorm-free attention paths.
 TINY = SupernetTrainConfig(
@@ -61,11 +61,11 @@ def test_round_trip_keeps_weights_statistics_features_and_outputs(tmp_path):
 def test_optimizer_state_round_trip(tmp_path):
     sp = one_mixer_space("attention")
     net = supernet(sp)
-    opt = make_optimizer(net, TINY)
+    opt = make_optimizer(net, TINY.lr, TINY.weight_decay)
     net(X, sp.largest(64)).sum().backward()
     opt.step()
     save_checkpoint(tmp_path, net, {"step": 1}, opt)
-    fresh = make_optimizer(net, TINY)
+    fresh = make_optimizer(net, TINY.lr, TINY.weight_decay)
     load_optimizer(tmp_path, fresh, net)
     a, b = opt.state_dict(), fresh.state_dict()
     assert a["param_groups"] == b["param_groups"] and a["state"].keys() == b["state"].keys()
