@@ -58,7 +58,13 @@ class DataSplit(NamedTuple):
     info: DatasetInfo
 
 
-def load_dataset(spec: str, img_size: int | None = None, val_fraction: float = 0.1, seed: int = 0) -> DataSplit:
+def load_dataset(
+    spec: str,
+    img_size: int | None = None,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    augment: Augment | None = None,
+) -> DataSplit:
     """Load train / val datasets and their metadata from a spec string.
 
     Args:
@@ -67,6 +73,9 @@ def load_dataset(spec: str, img_size: int | None = None, val_fraction: float = 0
         img_size: side of the returned images; ``None`` keeps the native size.
         val_fraction: share of a single image folder held out for validation.
         seed: seed of the single-folder split (mnist5k's split is fixed).
+        augment: training-split augmentation of folder and CIFAR data (timm's ``create_transform``
+            with ``is_training=True``); ``None`` = the eval transform on both splits. In-memory
+            sets (mnist5k, synthetic) are tensors already and are never augmented.
 
     Raises:
         ValueError: the spec is malformed, or names data that is not on disk.
@@ -78,8 +87,8 @@ def load_dataset(spec: str, img_size: int | None = None, val_fraction: float = 0
         return _mnist5k(img_size) if spec == "mnist5k" else synthetic_dataset(img_size=img_size or 32)
     kind = spec.partition(":")[0]
     if kind in CIFAR_FOLDERS:
-        return _cifar(spec, kind, root, img_size)
-    return _image_folder(spec, root, img_size, val_fraction, seed)
+        return _cifar(spec, kind, root, img_size, augment)
+    return _image_folder(spec, root, img_size, val_fraction, seed, augment)
 
 
 def check_data_spec(spec: str) -> Path | None:
@@ -239,6 +248,35 @@ def synthetic_dataset(
 # --- on-disk sets ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Augment:
+    """Training augmentation of on-disk data (DeiT's, through timm's ``create_transform``).
+
+    RandomResizedCrop over ``scale``, horizontal flip, RandAugment ``auto_augment`` and random
+    erasing with probability ``re_prob``; mixup / cutmix are the trainer's, on batches.
+    """
+
+    auto_augment: str | None = "rand-m9-mstd0.5"
+    re_prob: float = 0.25
+    scale: tuple[float, float] = (0.08, 1.0)
+    hflip: float = 0.5
+
+    def transform(self, size: int, in_chans: int, mean: tuple[float, ...], std: tuple[float, ...]):
+        from timm.data import create_transform
+
+        return create_transform(
+            input_size=(in_chans, size, size),
+            is_training=True,
+            scale=self.scale,
+            hflip=self.hflip,
+            auto_augment=self.auto_augment,
+            re_prob=self.re_prob,
+            interpolation="bicubic",
+            mean=mean,
+            std=std,
+        )
+
+
 def _eval_transform(size: int, in_chans: int, mean: tuple[float, ...], std: tuple[float, ...]):
     from timm.data import create_transform
 
@@ -248,7 +286,7 @@ def _eval_transform(size: int, in_chans: int, mean: tuple[float, ...], std: tupl
     )
 
 
-def _cifar(spec: str, kind: str, root: Path, img_size: int | None) -> DataSplit:
+def _cifar(spec: str, kind: str, root: Path, img_size: int | None, augment: Augment | None = None) -> DataSplit:
     from torchvision.datasets import CIFAR10, CIFAR100
 
     cls, mean, std, n_cls = (
@@ -256,8 +294,9 @@ def _cifar(spec: str, kind: str, root: Path, img_size: int | None) -> DataSplit:
     )
     size = img_size or 32
     tf = _eval_transform(size, 3, mean, std)
+    train_tf = augment.transform(size, 3, mean, std) if augment is not None else tf
     try:
-        train = cls(str(root), train=True, transform=tf, download=False)
+        train = cls(str(root), train=True, transform=train_tf, download=False)
         val = cls(str(root), train=False, transform=tf, download=False)
     except RuntimeError:
         raise ValueError(
@@ -267,7 +306,9 @@ def _cifar(spec: str, kind: str, root: Path, img_size: int | None) -> DataSplit:
     return DataSplit(train, val, DatasetInfo(spec, n_cls, 3, 32, size, mean, std))
 
 
-def _image_folder(spec: str, root: Path, img_size: int | None, val_fraction: float, seed: int) -> DataSplit:
+def _image_folder(
+    spec: str, root: Path, img_size: int | None, val_fraction: float, seed: int, augment: Augment | None = None
+) -> DataSplit:
     from PIL import Image
     from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
     from torchvision.datasets import ImageFolder
@@ -290,12 +331,12 @@ def _image_folder(spec: str, root: Path, img_size: int | None, val_fraction: flo
         if not 0 < val_fraction < 1:
             raise ValueError(f"data {spec!r}: val_fraction must be in (0, 1), got {val_fraction}")
         train = open_folder(root)
-        val = train
+        val = open_folder(root) if augment is not None else train  # its own transform
     with Image.open(train.samples[0][0]) as first:
         native = min(first.size)
     size = img_size or native
     tf = _eval_transform(size, 3, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
-    train.transform = tf
+    train.transform = augment.transform(size, 3, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD) if augment else tf
     val.transform = tf
     info = DatasetInfo(spec, len(train.classes), 3, native, size, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
     if split_dirs:
@@ -304,7 +345,7 @@ def _image_folder(spec: str, root: Path, img_size: int | None, val_fraction: flo
     if n_val >= len(train):
         raise ValueError(f"data {spec!r}: {len(train)} images are too few to hold out {n_val} for validation")
     train_idx, val_idx = stratified_split(train.targets, n_val, seed)
-    return DataSplit(Subset(train, train_idx.tolist()), Subset(train, val_idx.tolist()), info)
+    return DataSplit(Subset(train, train_idx.tolist()), Subset(val, val_idx.tolist()), info)
 
 
 def materialize(ds: Dataset, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:

@@ -540,6 +540,14 @@ def train_command(
     val_subset: Annotated[int | None, typer.Option("--val-subset", min=1, help="Validation images.")] = None,
     device: DeviceOption = "auto",
     amp: AmpOption = "auto",
+    augment: Annotated[
+        bool, typer.Option("--augment/--no-augment", help="Folder / CIFAR: crop, flip, RandAugment, erasing.")
+    ] = True,
+    auto_augment: Annotated[
+        str, typer.Option("--auto-augment", help="timm RandAugment spec; 'none' = off.")
+    ] = "rand-m9-mstd0.5",
+    re_prob: Annotated[float, typer.Option("--re-prob", help="Random erasing probability.")] = 0.25,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="DataLoader processes (folder / CIFAR).")] = 4,
 ) -> None:
     """Train one architecture fully (timm recipe: AdamW, cosine, mixup/cutmix, EMA), optionally distilled."""
     from vitsearch.evaluators.base import EvaluationFailed
@@ -564,6 +572,9 @@ def train_command(
         imitation_weight=imitation_weight,
         train_subset=train_subset,
         val_subset=val_subset,
+        augment=augment,
+        auto_augment=None if auto_augment.lower() == "none" else auto_augment,
+        re_prob=re_prob,
         seed=seed,
     )
     job = TrainJob(
@@ -579,6 +590,7 @@ def train_command(
         threads=threads,
         device=device,
         amp=amp,
+        workers=workers,
     )
     try:
         with _TrainProgress(epochs) as progress:

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitsearch.evaluators.data import DatasetInfo, load_dataset, materialize, stratified_subset
+from vitsearch.evaluators.data import Augment, DatasetInfo, load_dataset, materialize, stratified_subset
 from vitsearch.evaluators.training import Engine, make_optimizer, make_scheduler, resolve_device, resolve_precision
 from vitsearch.evaluators.training.engine import top1
 from vitsearch.space import ArchConfig, ConfigError, build_model, resolve_arch
@@ -73,6 +73,9 @@ class TrainRecipe:
     imitation_weight: float = 0.0  # RIFormer module imitation; 0 = off
     train_subset: int | None = None  # stratified training images; None = all
     val_subset: int | None = None
+    augment: bool = True  # folder / CIFAR data: RandomResizedCrop, flip, RandAugment, random erasing
+    auto_augment: str | None = "rand-m9-mstd0.5"  # timm's RandAugment spec; None = no RandAugment
+    re_prob: float = 0.25  # random erasing probability
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -87,6 +90,7 @@ class TrainRecipe:
             (0 <= self.distill_weight <= 1, "distill_weight", "must be in [0, 1]"),
             (self.distill_temperature > 0, "distill_temperature", "must be positive"),
             (self.imitation_weight >= 0, "imitation_weight", "must be 0 or more"),
+            (0 <= self.re_prob <= 1, "re_prob", "must be in [0, 1]"),
         ]
         for ok, name, problem in checks:
             if not ok:
@@ -98,6 +102,10 @@ class TrainRecipe:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def augmentation(self) -> Augment | None:
+        """The training-split pipeline of on-disk data (in-memory sets are never augmented)."""
+        return Augment(auto_augment=self.auto_augment, re_prob=self.re_prob) if self.augment else None
 
 
 @dataclass
@@ -117,6 +125,7 @@ class TrainJob:
     latency_threads: int = 1
     device: str = "auto"  # auto (a GPU when there is one), cpu, cuda, cuda:N
     amp: str = "auto"  # bf16, fp16, off; auto = bf16 on a capable GPU, off on the CPU
+    workers: int = 4  # DataLoader processes for folder / CIFAR data (in-memory sets need none)
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -125,8 +134,9 @@ class TrainJob:
 class Batches:
     """Seeded mini-batches of a dataset: in-memory tensors when possible, a DataLoader otherwise."""
 
-    def __init__(self, dataset, batch_size: int, drop_last: bool = False):
+    def __init__(self, dataset, batch_size: int, drop_last: bool = False, workers: int = 0, pin_memory: bool = False):
         self.dataset, self.batch_size, self.drop_last = dataset, batch_size, drop_last
+        self.workers, self.pin_memory = workers, pin_memory
         self.tensors: tuple[torch.Tensor, torch.Tensor] | None = None
         if _in_memory(dataset):
             self.tensors = materialize(dataset)
@@ -149,7 +159,8 @@ class Batches:
             shuffle=generator is not None,
             generator=generator,
             drop_last=self.drop_last,
-            num_workers=0,
+            num_workers=self.workers,
+            pin_memory=self.pin_memory,
         )
         for x, y in loader:
             yield x, torch.as_tensor(y).long()
@@ -330,16 +341,17 @@ def _train(job: TrainJob, on_step: StepCallback | None, on_epoch: EpochCallback 
         raise ConfigError("--out", f"{out} already holds a training run ({CHECKPOINT}); pass --resume or another --out")
     started = time.perf_counter()
 
-    split = load_dataset(job.data, img_size=job.img_size, seed=r.seed)
+    split = load_dataset(job.data, img_size=job.img_size, seed=r.seed, augment=r.augmentation())
     info: DatasetInfo = split.info
     train_set = stratified_subset(split.train, r.train_subset, r.seed)
     val_set = stratified_subset(split.val, r.val_subset, r.seed)
     if len(train_set) < r.batch_size:
         raise ConfigError("--batch-size", f"{r.batch_size} is more than the {len(train_set)} training images")
-    train_batches = Batches(train_set, r.batch_size, drop_last=r.mixing)  # mixup pairs need an even batch
+    loader = {"workers": job.workers, "pin_memory": device.type == "cuda"}
+    train_batches = Batches(train_set, r.batch_size, drop_last=r.mixing, **loader)  # mixup pairs need an even batch
     if r.mixing and r.batch_size % 2:
         raise ConfigError("--batch-size", f"mixup / cutmix need an even batch size, got {r.batch_size}")
-    val_batches = Batches(val_set, 256)
+    val_batches = Batches(val_set, 256, **loader)
 
     torch.manual_seed(r.seed)
     model = build_model(arch, img_size=job.img_size, in_chans=info.in_chans, num_classes=info.num_classes)
@@ -475,7 +487,8 @@ def _resume(path: Path, signature: dict[str, Any], model, ema, optimizer, schedu
     if missing:
         raise ConfigError(str(path), f"not a checkpoint of vitsearch train (no {', '.join(missing)})")
     recorded = blob["meta"].get("signature", {}) if isinstance(blob["meta"], Mapping) else {}
-    defaults = {"amp": "off"}  # checkpoints from before the engine trained in float32
+    # Checkpoints from before the engine: float32, and augmentation settings that mnist5k never used.
+    defaults = {"amp": "off", "augment": True, "auto_augment": "rand-m9-mstd0.5", "re_prob": 0.25}
     changed = sorted(k for k in signature if recorded.get(k, defaults.get(k)) != signature[k])
     if changed:
         raise ConfigError("--resume", f"{path} was trained with different {', '.join(changed)}; use another --out")
