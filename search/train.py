@@ -237,23 +237,20 @@ def check_imitation_pairs(student: ArchConfig, teacher: ArchConfig) -> None:
 # --- weights from elsewhere ------------------------------------------------------------------
 
 
-def supernet_state(checkpoint: Path, arch: ArchConfig) -> Mapping[str, torch.Tensor]:
-    """Inherited weights of ``arch`` from a trained supernet (issue 6), through its module's hook.
+def supernet_start(checkpoint: Path, arch: ArchConfig) -> tuple[ArchConfig, int, Mapping[str, torch.Tensor]]:
+    """What ``--from-supernet`` trains: the path's own architecture, size and inherited weights.
 
-    Assumed interface: ``vitsearch.evaluators.supernet.load_supernet(path)`` returns an object
-    whose ``extract(arch)`` gives the sub-network's weights, as a state dict for
-    ``build_model(arch, ...)`` or as an ``nn.Module`` (its state dict is taken).
+    A supernet trained at a proxy profile (narrower widths, another stem stride and input
+    size) holds the *adapted* architecture's tensors, not the target one's: building the
+    target architecture and loading them would be a shape error. So training continues the
+    path as the supernet built it: ``supernet.adapt(arch)`` at the supernet's input size.
     """
-    import importlib
+    from vitsearch.evaluators.supernet import load_supernet
 
-    try:
-        module = importlib.import_module("vitsearch.evaluators.supernet")
-    except ModuleNotFoundError as err:
-        if err.name not in ("vitsearch.evaluators.supernet",):
-            raise
-        raise ConfigError("--from-supernet", "needs the supernet module (issue 6), which this install lacks") from None
-    extracted = module.load_supernet(checkpoint).extract(arch)
-    return extracted.state_dict() if isinstance(extracted, nn.Module) else extracted
+    supernet = load_supernet(checkpoint)
+    path = supernet.adapt(arch)
+    extracted = supernet.extract(path, adapted=True)
+    return path, supernet.profile.img_size, extracted.state_dict()
 
 
 def load_inherited(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> list[str]:
@@ -330,6 +327,12 @@ def _train(job: TrainJob, on_step: StepCallback | None, on_epoch: EpochCallback 
     from timm.utils import ModelEmaV3
 
     r = job.recipe
+    inherited = None
+    if job.from_supernet is not None:
+        path_arch, path_size, inherited = supernet_start(job.from_supernet, resolve_arch(job.arch))
+        if path_size != job.img_size:
+            print(f"note: --from-supernet trains the path at the supernet's {path_size}px (not {job.img_size}px)")
+        job = dataclasses.replace(job, arch=path_arch, img_size=path_size)
     device = resolve_device(job.device)
     precision = resolve_precision(job.amp, device)
     arch = resolve_arch(job.arch)
@@ -355,8 +358,8 @@ def _train(job: TrainJob, on_step: StepCallback | None, on_epoch: EpochCallback 
 
     torch.manual_seed(r.seed)
     model = build_model(arch, img_size=job.img_size, in_chans=info.in_chans, num_classes=info.num_classes)
-    if job.from_supernet is not None and not ckpt_path.exists():
-        skipped = load_inherited(model, supernet_state(job.from_supernet, arch), f"--from-supernet {job.from_supernet}")
+    if inherited is not None and not ckpt_path.exists():
+        skipped = load_inherited(model, inherited, f"--from-supernet {job.from_supernet}")
         if skipped:
             print(f"note: the supernet's classifier has another class count; {', '.join(skipped)} start fresh")
 

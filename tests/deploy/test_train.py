@@ -1,3 +1,4 @@
+import dataclasses
 import sys
 import types
 
@@ -12,7 +13,7 @@ from vitsearch.search.train import (
     TrainRecipe,
     load_inherited,
     soft_distillation,
-    supernet_state,
+    supernet_start,
     train,
 )
 from vitsearch.space import build_model, get_preset
@@ -90,24 +91,32 @@ def test_distillation_with_module_imitation_trains_a_mixer_free_student(tmp_path
     assert taught["flops"] == analytic_flops(student, 32, num_classes=4)
 
 
-def test_from_supernet_calls_the_issue6_hook_and_inherits_weights(tmp_path, monkeypatch):
+def test_from_supernet_trains_the_adapted_path_and_inherits_weights(tmp_path, monkeypatch):
     arch = get_preset("test_vit")
+    path = arch.replace(stem=dataclasses.replace(arch.stem, patch_size=4))  # what a proxy profile would build
     torch.manual_seed(7)
-    donor = build_model(arch, img_size=32, num_classes=1000)  # another class count: head starts fresh
+    donor = build_model(path, img_size=32, num_classes=1000)  # another class count: head starts fresh
     calls = []
 
     class Supernet:
-        def extract(self, wanted):
+        profile = types.SimpleNamespace(img_size=32)
+
+        def adapt(self, wanted):
             calls.append(wanted.digest())
+            return path
+
+        def extract(self, wanted, adapted=False):
+            assert adapted and wanted == path
             return donor
 
     fake = types.ModuleType("vitsearch.evaluators.supernet")
-    fake.load_supernet = lambda path: Supernet()
+    fake.load_supernet = lambda checkpoint: Supernet()
     monkeypatch.setitem(sys.modules, "vitsearch.evaluators.supernet", fake)
-    state = supernet_state(tmp_path / "supernet.ckpt", arch)
-    model = build_model(arch, img_size=32, num_classes=4)
+    built, size, state = supernet_start(tmp_path / "supernet.ckpt", arch)
+    assert calls == [arch.digest()] and built == path and size == 32
+    model = build_model(built, img_size=size, num_classes=4)
     skipped = load_inherited(model, state, "supernet")
-    assert calls == [arch.digest()] and skipped == ["head.weight", "head.bias"]
+    assert skipped == ["head.weight", "head.bias"]
     torch.testing.assert_close(model.stages[0].blocks[0].mlp.fc1.weight, donor.stages[0].blocks[0].mlp.fc1.weight)
 
 

@@ -191,3 +191,32 @@ def test_train_from_supernet_starts_from_the_inherited_weights(tmp_path):
     assert trained and set(trained) <= set(inherited)
     for key, value in trained.items():  # learning rate ~0: the weights stay what the supernet gave
         torch.testing.assert_close(value, inherited[key], msg=key)
+
+
+def test_train_from_supernet_at_a_proxy_profile(tmp_path):
+    """A supernet at the default proxy profile (x0.25 widths, 224 px target, 32 px input) trains its path."""
+    from safetensors.torch import load_file
+
+    space_file = tmp_path / "mini.yaml"
+    space_file.write_text(yaml.safe_dump(SPACE))
+    result = invoke(
+        "supernet", "train", "--space", space_file, "--out", tmp_path / "ckpt", "--data", "synthetic",
+        "--epochs", 1, "--train-subset", 32, "--val-subset", 32, "--random-paths", 0,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    arch = SearchSpace.load(space_file).smallest(224)
+    arch.save(tmp_path / "arch.yaml")
+    result = invoke(
+        "train", tmp_path / "arch.yaml", "--from-supernet", tmp_path / "ckpt", "--data", "synthetic",
+        "--epochs", 1, "--train-subset", 32, "--val-subset", 32, "--batch-size", 16,
+        "--lr", 1e-12, "--ema-decay", 0.0, "--out", tmp_path / "train",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    supernet = load_supernet(tmp_path / "ckpt")
+    path = supernet.adapt(arch)
+    assert ArchConfig.load(tmp_path / "train" / "arch.yaml") == path
+    inherited = supernet.extract(path, adapted=True).state_dict()
+    trained = load_file(tmp_path / "train" / "model.safetensors")
+    assert trained and set(trained) <= set(inherited)
+    for key, value in trained.items():
+        torch.testing.assert_close(value, inherited[key], msg=key)
