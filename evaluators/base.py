@@ -103,7 +103,7 @@ def register_evaluator(name: str):
 
 def _load_builtins() -> None:
     # Importing the modules runs their decorators; cheap after the first call.
-    from . import dss, grad_norm, jacob_cov, naswot, proxy, snip, supernet, synflow  # noqa: F401
+    from . import dss, grad_norm, jacob_cov, naswot, proxy, reference, snip, supernet, synflow  # noqa: F401
 
 
 def list_evaluators() -> list[str]:
