@@ -40,12 +40,12 @@ from torch import nn
 
 from .base import EvaluationFailed, register_evaluator
 from .synflow import linearized_copy, ones_backward
-from .zero_cost import ZeroCostEvaluator, blocks_of, is_attention_family, weight_layers
+from .zero_cost import ZeroCostEvaluator, blocks_of, float64_zero, is_attention_family, weight_layers
 
 
 @torch.no_grad()
 def _saliency(module: nn.Module) -> torch.Tensor:
-    total = torch.zeros((), dtype=torch.float64)
+    total = float64_zero(module)
     for layer in weight_layers(module):
         if layer.weight.grad is not None:
             total += (layer.weight * layer.weight.grad).abs().sum()
@@ -54,7 +54,7 @@ def _saliency(module: nn.Module) -> torch.Tensor:
 
 @torch.no_grad()
 def _diversity(module: nn.Module) -> torch.Tensor:
-    total = torch.zeros((), dtype=torch.float64)
+    total = float64_zero(module)
     for layer in weight_layers(module):
         if layer.weight.grad is not None:
             w = layer.weight.detach().reshape(layer.weight.shape[0], -1)
@@ -67,8 +67,8 @@ def dss_terms(model: nn.Module, images: torch.Tensor) -> tuple[float, float]:
     """``(S_D, S_S)`` of the linearised float64 copy of ``model`` (images give the input shape)."""
     twin = linearized_copy(model)
     ones_backward(twin, images)
-    diversity = torch.zeros((), dtype=torch.float64)
-    saliency = torch.zeros((), dtype=torch.float64)
+    diversity = float64_zero(twin)
+    saliency = float64_zero(twin)
     for block in blocks_of(twin):
         if is_attention_family(block.mixer):
             diversity += _diversity(block.mixer)

@@ -30,7 +30,7 @@ def jacob_cov_score(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
     x = images.detach().clone().requires_grad_(True)
     out = model(x)
     out.backward(torch.ones_like(out))
-    jac = x.grad.reshape(x.shape[0], -1).double().numpy()
+    jac = x.grad.reshape(x.shape[0], -1).double().cpu().numpy()
     model.zero_grad(set_to_none=True)
     if not np.isfinite(jac).all() or (jac.std(axis=1) == 0).any():
         raise EvaluationFailed("jacob_cov: an input Jacobian is constant or non-finite")

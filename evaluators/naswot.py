@@ -29,7 +29,7 @@ ACTIVATIONS = (nn.GELU, nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish, nn.LeakyReLU, 
 def naswot_score(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None) -> float:
     """``log |det K_H|`` of the batch's activation-code kernel; labels are not used."""
     n = images.shape[0]
-    kernel = torch.zeros(n, n, dtype=torch.float64)
+    kernel = torch.zeros(n, n, dtype=torch.float64, device=images.device)
 
     def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> None:
         code = (inputs[0].detach() > 0).reshape(n, -1).float()  # (N, units)

@@ -27,14 +27,16 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from vitsearch.space import ArchConfig, ConfigError, get_downsample, get_mixer, validate
 from vitsearch.space.stems import stem_grid_size
 
+from .training.recipe import Recipe, Rule, positive_or_none
+
 
 @dataclass(frozen=True)
-class ProxyProfile:
+class ProxyProfile(Recipe):
     """Settings of cheap proxy training; recorded with every result (``to_dict``).
 
     The defaults aim at under a minute per small architecture on a 2-core CPU with mnist5k
@@ -64,21 +66,17 @@ class ProxyProfile:
     threads: int | None = None  # torch intra-op threads while training; None = leave as is
     extra: tuple[tuple[str, Any], ...] = field(default=())  # free-form notes recorded with results
 
-    def __post_init__(self) -> None:
-        checks = [
-            (self.img_size is None or self.img_size >= 1, "img_size", "must be positive"),
-            (self.grid is None or self.grid >= 1, "grid", "must be positive"),
+    FIELD_NAME: ClassVar[str] = "ProxyProfile.{name}"  # set with --set name=value
+
+    def rules(self) -> list[Rule]:
+        return [
+            (positive_or_none(self.img_size), "img_size", "must be positive"),
+            (positive_or_none(self.grid), "grid", "must be positive"),
             (self.width_mult > 0, "width_mult", "must be positive"),
-            (self.epochs >= 1, "epochs", "must be at least 1"),
-            (self.train_subset is None or self.train_subset >= 1, "train_subset", "must be positive"),
-            (self.val_subset is None or self.val_subset >= 1, "val_subset", "must be positive"),
-            (self.batch_size >= 1, "batch_size", "must be positive"),
-            (self.lr > 0, "lr", "must be positive"),
+            (positive_or_none(self.train_subset), "train_subset", "must be positive"),
+            (positive_or_none(self.val_subset), "val_subset", "must be positive"),
             (self.max_seconds is None or self.max_seconds > 0, "max_seconds", "must be positive"),
         ]
-        for ok, name, problem in checks:
-            if not ok:
-                raise ValueError(f"ProxyProfile.{name}: {problem}, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

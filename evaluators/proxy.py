@@ -29,7 +29,17 @@ from .base import BaseEvaluator, DivergedError, register_evaluator
 from .data import DatasetInfo, check_data_spec, load_dataset, materialize, stratified_subset
 from .latency import torch_threads
 from .profile import ProxyProfile, adapt_arch
-from .training import Engine, make_optimizer, make_scheduler, resolve_device, resolve_precision, top1
+from .training import (
+    Engine,
+    compiled,
+    make_optimizer,
+    make_scheduler,
+    place_model,
+    resolve_device,
+    resolve_precision,
+    to_device,
+    top1,
+)
 from .training.engine import tensor_batches
 
 if TYPE_CHECKING:
@@ -48,6 +58,8 @@ class ProxyEvaluator(BaseEvaluator):
         data: dataset spec (``load_dataset``); default the offline ``mnist5k``.
         device: ``auto`` (a GPU when there is one), ``cpu``, ``cuda`` or ``cuda:N``.
         amp: ``auto`` (bf16 on a capable GPU, off on the CPU), ``bf16``, ``fp16`` or ``off``.
+        compile: ``torch.compile`` each trial's model (pays off on a GPU for long profiles only:
+            every architecture compiles afresh).
         profile: a ``ProxyProfile``; keyword ``overrides`` replace its fields
             (``ProxyEvaluator(epochs=2)``).
     """
@@ -58,6 +70,7 @@ class ProxyEvaluator(BaseEvaluator):
         profile: ProxyProfile | None = None,
         device: str = "auto",
         amp: str = "auto",
+        compile: bool = False,
         **overrides: Any,
     ):
         check_data_spec(data)  # the data load waits for the first architecture; a bad path should not
@@ -67,6 +80,7 @@ class ProxyEvaluator(BaseEvaluator):
         self._info: DatasetInfo | None = None
         self.device = resolve_device(device)
         self.precision = resolve_precision(amp, self.device)
+        self.compile = bool(compile)
 
     def settings(self) -> dict[str, Any]:
         out = {"data": self.data, **self.profile.to_dict()}
@@ -76,6 +90,8 @@ class ProxyEvaluator(BaseEvaluator):
             out["device"] = str(self.device)
         if self.precision.amp != "off":
             out["amp"] = self.precision.amp
+        if self.compile:
+            out["compile"] = True
         return out
 
     def tensors(self) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], DatasetInfo]:
@@ -113,8 +129,10 @@ class ProxyEvaluator(BaseEvaluator):
         proxy = self.proxy_arch(arch)
         torch.manual_seed(p.seed)
         model = build_model(proxy, img_size=info.img_size, in_chans=info.in_chans, num_classes=info.num_classes)
-        model.to(precision.device).train()
-        tx, ty, vx, vy = (t.to(precision.device) for t in (tx, ty, vx, vy))  # small sets live on the device
+        channels_last = place_model(model.train(), precision.device)
+        net = compiled(model, self.compile)
+        tx, vx = (to_device(t, precision.device, channels_last) for t in (tx, vx))  # small sets live on the device
+        ty, vy = ty.to(precision.device), vy.to(precision.device)
         steps = math.ceil(len(tx) / p.batch_size)
         optimizer = make_optimizer(model, p.lr, p.weight_decay)
         scheduler = make_scheduler(optimizer, p.epochs, steps, p.warmup_epochs, p.lr * 0.01, p.min_lr)
@@ -143,7 +161,7 @@ class ProxyEvaluator(BaseEvaluator):
                 idx = perm[step * p.batch_size : (step + 1) * p.batch_size]
                 x, y = tx[idx], ty[idx]
                 try:
-                    value = engine.update(lambda x=x, y=y: criterion(model(x), y), f"epoch {epoch + 1} step {step + 1}")
+                    value = engine.update(lambda x=x, y=y: criterion(net(x), y), f"epoch {epoch + 1} step {step + 1}")
                 except DivergedError as err:
                     raise DivergedError(err.reason, {**result, "epochs_done": epoch}) from None
                 loss_sum, loss_n = loss_sum + value, loss_n + 1
@@ -152,11 +170,11 @@ class ProxyEvaluator(BaseEvaluator):
                     epochs_done = epoch + (step + 1) / steps
                     break
             if capped:
-                accs.append(self._val_accuracy(model, vx, vy, result, epoch))
+                accs.append(self._val_accuracy(net, vx, vy, result, epoch))
                 break
             engine.end_epoch(epoch + 1)
             epochs_done = float(epoch + 1)
-            acc = self._val_accuracy(model, vx, vy, result, epoch)
+            acc = self._val_accuracy(net, vx, vy, result, epoch)
             accs.append(acc)
             if trial is not None:
                 trial.report(acc, epoch)

@@ -15,14 +15,14 @@ import torch
 from torch import nn
 
 from .base import register_evaluator
-from .zero_cost import ZeroCostEvaluator, classification_loss, weight_layers
+from .zero_cost import ZeroCostEvaluator, classification_loss, float64_zero, weight_layers
 
 
 def snip_score(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
     """``sum |W * dL/dW|`` over Linear / Conv weights for the batch's cross-entropy ``L``."""
     model.zero_grad(set_to_none=True)
     classification_loss(model, images, labels).backward()
-    total = torch.zeros((), dtype=torch.float64)
+    total = float64_zero(model)
     for layer in weight_layers(model):
         if layer.weight.grad is not None:
             total += (layer.weight.detach() * layer.weight.grad).abs().sum().double()

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .base import EvaluationFailed, register_evaluator
-from .zero_cost import ZeroCostEvaluator, weight_layers
+from .zero_cost import ZeroCostEvaluator, float64_zero, weight_layers
 
 
 def linearized_copy(model: nn.Module) -> nn.Module:
@@ -39,7 +39,7 @@ def linearized_copy(model: nn.Module) -> nn.Module:
 
 def ones_backward(twin: nn.Module, images: torch.Tensor) -> None:
     """``sum(f(1)).backward()`` for one all-ones image shaped like ``images[0]``."""
-    ones = torch.ones((1, *images.shape[1:]), dtype=torch.float64)
+    ones = torch.ones((1, *images.shape[1:]), dtype=torch.float64, device=images.device)
     twin(ones).sum().backward()
 
 
@@ -47,7 +47,7 @@ def synflow_score(model: nn.Module, images: torch.Tensor, labels: torch.Tensor |
     """``ln sum |W * dR/dW|`` over Linear / Conv weights of the linearised float64 model."""
     twin = linearized_copy(model)
     ones_backward(twin, images)
-    total = torch.zeros((), dtype=torch.float64)
+    total = float64_zero(twin)
     with torch.no_grad():
         for layer in weight_layers(twin):
             if layer.weight.grad is not None:

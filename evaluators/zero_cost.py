@@ -23,6 +23,7 @@ from torch import nn
 from .base import BaseEvaluator, EvaluationFailed
 from .data import DatasetInfo, check_data_spec, load_dataset, materialize, stratified_subset
 from .profile import adapt_arch
+from .training import resolve_device
 
 if TYPE_CHECKING:
     import optuna
@@ -51,6 +52,12 @@ def is_attention_family(mixer: nn.Module) -> bool:
     return bool(getattr(type(mixer), "USES_HEADS", False)) and any(True for _ in weight_layers(mixer))
 
 
+def float64_zero(module: nn.Module) -> torch.Tensor:
+    """A float64 accumulator on the module's device (scores sum per-layer terms into it)."""
+    first = next(module.parameters(), None)
+    return torch.zeros((), dtype=torch.float64, device=first.device if first is not None else None)
+
+
 def classification_loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return nn.functional.cross_entropy(model(images), labels)
 
@@ -67,6 +74,9 @@ class ZeroCostEvaluator(BaseEvaluator):
         batch_size: images per batch (NASWOT's kernel is batch x batch).
         num_batches: batches to average the score over.
         seed: model init and batch choice.
+        device: where the model and batches live (``auto``: a GPU when there is one). Scores
+            accumulate in float64 on that device; the model is initialised on the CPU first, so
+            a seed gives the same weights everywhere.
     """
 
     score_fn: ClassVar[Any] = None
@@ -81,6 +91,7 @@ class ZeroCostEvaluator(BaseEvaluator):
         batch_size: int = 64,
         num_batches: int = 1,
         seed: int = 0,
+        device: str = "auto",
     ):
         if batch_size < 2:
             raise ValueError(f"{self.name}: batch_size must be at least 2, got {batch_size}")
@@ -92,9 +103,10 @@ class ZeroCostEvaluator(BaseEvaluator):
         self.batch_size, self.num_batches, self.seed = batch_size, num_batches, seed
         self._batches: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self._info: DatasetInfo | None = None
+        self.device = resolve_device(device)
 
     def settings(self) -> dict[str, Any]:
-        return {
+        out = {
             "data": self.data,
             "img_size": self.img_size,
             "grid": self.grid,
@@ -104,6 +116,9 @@ class ZeroCostEvaluator(BaseEvaluator):
             "num_batches": self.num_batches,
             "seed": self.seed,
         }
+        if self.device.type != "cpu":  # CPU results keep the settings (and cache keys) they always had
+            out["device"] = str(self.device)
+        return out
 
     def batches(self) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], DatasetInfo]:
         """The seeded batches every architecture is scored on (loaded once)."""
@@ -116,6 +131,7 @@ class ZeroCostEvaluator(BaseEvaluator):
             g = torch.Generator().manual_seed(self.seed)
             order = torch.randperm(len(images), generator=g)[:n]
             images, labels = images[order], labels[order]
+            images, labels = images.to(self.device), labels.to(self.device)
             self._batches = [
                 (images[i : i + self.batch_size], labels[i : i + self.batch_size]) for i in range(0, n, self.batch_size)
             ]
@@ -131,7 +147,7 @@ class ZeroCostEvaluator(BaseEvaluator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             model = build_model(proxy, img_size=info.img_size, in_chans=info.in_chans, num_classes=info.num_classes)
-        return model.train()
+        return model.to(self.device).train()
 
     def evaluate(self, arch: ArchConfig, trial: optuna.Trial | None = None) -> dict[str, float]:
         batches, _ = self.batches()

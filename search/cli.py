@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .cli_options import AmpOption, DeviceOption, check_device
+from .cli_options import AmpOption, CompileOption, DeviceOption, check_device
 
 app = typer.Typer(
     name="vitsearch",
@@ -303,6 +303,7 @@ def run(
         str | None, typer.Option("--device", help="Evaluator device: auto, cpu, cuda, cuda:N (proxy, supernet).")
     ] = None,
     amp: Annotated[str | None, typer.Option("--amp", help="Proxy mixed precision: auto, bf16, fp16, off.")] = None,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile each proxy trial's model.")] = False,
 ) -> None:
     """Search a space for the most accurate architectures within a FLOPs budget."""
     from vitsearch.evaluators.pruners import make_pruner
@@ -326,7 +327,7 @@ def run(
     except ValueError as err:
         raise ConfigError("--pruner", str(err)) from None
     options = _parse_options(settings or [])
-    for key, value in (("device", device), ("amp", amp)):
+    for key, value in (("device", device), ("amp", amp), ("compile", compile or None)):
         if value is not None:
             options[key] = value
     if supernet is not None:
@@ -548,6 +549,7 @@ def train_command(
     ] = "rand-m9-mstd0.5",
     re_prob: Annotated[float, typer.Option("--re-prob", help="Random erasing probability.")] = 0.25,
     workers: Annotated[int, typer.Option("--workers", min=0, help="DataLoader processes (folder / CIFAR).")] = 4,
+    compile: CompileOption = False,
 ) -> None:
     """Train one architecture fully (timm recipe: AdamW, cosine, mixup/cutmix, EMA), optionally distilled."""
     from vitsearch.evaluators.base import EvaluationFailed
@@ -591,6 +593,7 @@ def train_command(
         device=device,
         amp=amp,
         workers=workers,
+        compile=compile,
     )
     try:
         with _TrainProgress(epochs) as progress:
@@ -686,6 +689,10 @@ def validate_proxy_command(
     out: Annotated[Path, typer.Option("--out", help="Results and cache directory.")] = Path("studies/validate"),
     img_size: ImgSize = 224,
     num_classes: NumClasses = 1000,
+    device: Annotated[
+        str | None, typer.Option("--device", help="Device of both evaluators: auto, cpu, cuda, cuda:N.")
+    ] = None,
+    amp: Annotated[str | None, typer.Option("--amp", help="Mixed precision of both: auto, bf16, fp16, off.")] = None,
 ) -> None:
     """How well EVALUATOR ranks architectures like REFERENCE: Kendall tau and Spearman rho with 95% CIs."""
     from vitsearch.evaluators.validate import validate_proxy
@@ -695,8 +702,9 @@ def validate_proxy_command(
     writable_folder(out, "--out")
     search_space = resolve_space(space)
     archs = sample_under_budget(search_space, parse_flops(budget), n, seed, img_size, num_classes)
-    cheap = make_evaluator(evaluator, data, _parse_options(settings or []))
-    trusted = make_evaluator(reference, data, _parse_options(ref_settings or []))
+    placement = {key: value for key, value in (("device", device), ("amp", amp)) if value is not None}
+    cheap = make_evaluator(evaluator, data, {**placement, **_parse_options(settings or [])})
+    trusted = make_evaluator(reference, data, {**placement, **_parse_options(ref_settings or [])})
     console.print(f"scoring {len(archs)} architectures of {search_space.name!r} with {cheap!r} and {trusted!r}")
     result = validate_proxy(archs, cheap, trusted, cache_dir=out / "cache", out_dir=out)
     table = Table(title=f"{cheap.name} against {trusted.name} (n={result.n})")

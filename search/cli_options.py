@@ -11,6 +11,10 @@ AmpOption = Annotated[
     str, typer.Option("--amp", help="Mixed precision: auto (bf16 on a capable GPU, off on the CPU), bf16, fp16, off.")
 ]
 
+CompileOption = Annotated[
+    bool, typer.Option("--compile", help="torch.compile the training forward (opt-in; pays off on long GPU runs).")
+]
+
 
 def check_device(device: str, amp: str) -> None:
     """Refuse an unknown or missing device, or an unknown precision, before anything is written."""

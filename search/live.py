@@ -11,12 +11,14 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
+import torch
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from vitsearch.evaluators.latency import torch_threads
+from vitsearch.evaluators.training.device import worker_gpus
 from vitsearch.space import ConfigError
 
 from .driver import SearchConfig, TrialOutcome, evaluated_count, run_search
@@ -162,12 +164,15 @@ class WorkerPool:
     """``config.workers - 1`` extra processes running the same search loop; this process is the last.
 
     They share the study through its storage (``search/workers.py`` keeps them to exactly
-    ``--trials`` evaluations). Each gets an equal share of the CPU cores for torch.
+    ``--trials`` evaluations). Each gets an equal share of the CPU cores for torch and, when the
+    evaluator runs on ``cuda`` and several GPUs are visible, a GPU of its own (round robin).
     """
 
     def __init__(self, config: SearchConfig):
         self.config = config
         self.threads_per_worker = max(1, (os.cpu_count() or 1) // config.workers) if config.workers > 1 else None
+        device = torch.device(str(getattr(config.evaluator, "device", "cpu")))
+        self.gpus = worker_gpus(device, config.workers)
         self.processes: list = []
 
     def __enter__(self) -> WorkerPool:
@@ -175,8 +180,9 @@ class WorkerPool:
             if self.config.storage is None:
                 raise ConfigError("--workers", "needs a storage that processes share (not in-memory)")
             context = multiprocessing.get_context("spawn")  # no forked torch or SQLite state
-            for _ in range(self.config.workers - 1):
-                process = context.Process(target=worker_main, args=(self.config, self.threads_per_worker), daemon=True)
+            for gpu in self.gpus[1:]:
+                args = (self.config, self.threads_per_worker, gpu)
+                process = context.Process(target=worker_main, args=args, daemon=True)
                 process.start()
                 self.processes.append(process)
         return self
@@ -199,11 +205,16 @@ class WorkerPool:
             process.join(timeout=30)
 
 
-def worker_main(config: SearchConfig, threads: int | None) -> None:
-    """One extra worker process: the search loop, quiet; SIGTERM fails and re-queues its trial."""
+def worker_main(config: SearchConfig, threads: int | None, gpu: str | None = None) -> None:
+    """One extra worker process: the search loop, quiet; SIGTERM fails and re-queues its trial.
+
+    ``gpu`` becomes this process's only visible GPU (set before CUDA starts, so ``cuda`` is it).
+    """
     import signal
     import warnings
 
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", module="optuna")

@@ -42,8 +42,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitsearch.evaluators.data import Augment, DatasetInfo, load_dataset, materialize, stratified_subset
-from vitsearch.evaluators.training import Engine, make_optimizer, make_scheduler, resolve_device, resolve_precision
+from vitsearch.evaluators.training import (
+    Engine,
+    compiled,
+    make_optimizer,
+    make_scheduler,
+    place_model,
+    resolve_device,
+    resolve_precision,
+    to_device,
+)
 from vitsearch.evaluators.training.engine import top1
+from vitsearch.evaluators.training.recipe import Recipe, Rule
 from vitsearch.space import ArchConfig, ConfigError, build_model, resolve_arch
 from vitsearch.space.weights import describe_load_error, load_state, model_from_weights, save_weights
 
@@ -53,7 +63,7 @@ CHECKPOINT, WEIGHTS, REPORT, ARCH_FILE = "last.pt", "model.safetensors", "report
 
 
 @dataclass(frozen=True)
-class TrainRecipe:
+class TrainRecipe(Recipe):
     """Everything that changes the trained weights; recorded in the checkpoint and the report."""
 
     epochs: int = 100
@@ -78,23 +88,15 @@ class TrainRecipe:
     re_prob: float = 0.25  # random erasing probability
     seed: int = 0
 
-    def __post_init__(self) -> None:
-        checks = [
-            (self.epochs >= 1, "epochs", "must be at least 1"),
-            (self.batch_size >= 1, "batch_size", "must be at least 1"),
-            (self.lr > 0, "lr", "must be positive"),
-            (self.warmup_epochs >= 0, "warmup_epochs", "must be 0 or more"),
+    def rules(self) -> list[Rule]:  # errors name the `vitsearch train` flag
+        return [
             (self.mixup >= 0 and self.cutmix >= 0, "mixup", "alphas must be 0 or more"),
-            (0 <= self.label_smoothing < 1, "label_smoothing", "must be in [0, 1)"),
             (self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay", "must be in (0, 1)"),
             (0 <= self.distill_weight <= 1, "distill_weight", "must be in [0, 1]"),
             (self.distill_temperature > 0, "distill_temperature", "must be positive"),
             (self.imitation_weight >= 0, "imitation_weight", "must be 0 or more"),
             (0 <= self.re_prob <= 1, "re_prob", "must be in [0, 1]"),
         ]
-        for ok, name, problem in checks:
-            if not ok:
-                raise ConfigError(f"--{name.replace('_', '-')}", f"{problem}, got {getattr(self, name)!r}")
 
     @property
     def mixing(self) -> bool:
@@ -126,6 +128,7 @@ class TrainJob:
     device: str = "auto"  # auto (a GPU when there is one), cpu, cuda, cuda:N
     amp: str = "auto"  # bf16, fp16, off; auto = bf16 on a capable GPU, off on the CPU
     workers: int = 4  # DataLoader processes for folder / CIFAR data (in-memory sets need none)
+    compile: bool = False  # torch.compile the model in place (opt-in: compiling costs a minute or more)
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -143,10 +146,18 @@ class Batches:
         n = len(dataset)
         self.steps = n // batch_size if drop_last else math.ceil(n / batch_size)
 
+    def to(self, device: torch.device, channels_last: bool = False) -> Batches:
+        """Keep in-memory tensors on ``device`` (moved once; a DataLoader's batches move per step)."""
+        if self.tensors is not None:
+            x, y = self.tensors
+            self.tensors = (to_device(x, device, channels_last), y.to(device))
+        return self
+
     def __call__(self, generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if self.tensors is not None:
             x, y = self.tensors
             order = torch.randperm(len(x), generator=generator) if generator is not None else torch.arange(len(x))
+            order = order.to(x.device)
             for step in range(self.steps):
                 idx = order[step * self.batch_size : (step + 1) * self.batch_size]
                 yield x[idx], y[idx]
@@ -174,10 +185,10 @@ def _in_memory(dataset) -> bool:
     )
 
 
-def evaluate_top1(model: nn.Module, batches: Batches, precision) -> float:
+def evaluate_top1(model: nn.Module, batches: Batches, precision, channels_last: bool = False) -> float:
     """Top-1 of ``model`` over every batch, on the run's device (the engine's ``top1``)."""
     device = precision.device
-    return top1(model, ((x.to(device), y.to(device)) for x, y in batches()), precision)
+    return top1(model, ((to_device(x, device, channels_last), y.to(device)) for x, y in batches()), precision)
 
 
 # --- distillation ----------------------------------------------------------------------------
@@ -369,9 +380,12 @@ def _train(job: TrainJob, on_step: StepCallback | None, on_epoch: EpochCallback 
     elif r.imitation_weight > 0:
         raise ConfigError("--imitation-weight", "module imitation needs a teacher (--teacher-weights)")
 
-    model.to(device)
+    channels_last = place_model(model, device)
+    net = compiled(model, job.compile)  # training forwards; `model` stays what is saved and deployed
     if teacher is not None:
-        teacher.to(device)
+        place_model(teacher, device)
+    train_batches.to(device, channels_last)
+    val_batches.to(device, channels_last)
     optimizer = make_optimizer(model, r.lr, r.weight_decay)
     scheduler = make_scheduler(optimizer, r.epochs, train_batches.steps, r.warmup_epochs, r.warmup_lr, r.min_lr)
     ema = ModelEmaV3(model, decay=r.ema_decay, use_warmup=True) if r.ema_decay is not None else None
@@ -417,13 +431,13 @@ def _train(job: TrainJob, on_step: StepCallback | None, on_epoch: EpochCallback 
             for taps in (s_taps, t_taps):  # drop what validation forwards left behind
                 if taps is not None:
                     taps.take()
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            x, y = to_device(x, device, channels_last), y.to(device, non_blocking=True)
             target: torch.Tensor = y
             if mixup is not None:
                 x, target = mixup(x, y)
 
             def loss_fn(x=x, target=target) -> torch.Tensor:
-                logits = model(x)
+                logits = net(x)
                 loss = criterion(logits, target)
                 if teacher is None:
                     return loss
@@ -443,8 +457,8 @@ def _train(job: TrainJob, on_step: StepCallback | None, on_epoch: EpochCallback 
         record = EpochRecord(
             epoch=epoch + 1,
             train_loss=loss_sum / max(train_batches.steps, 1),
-            val_acc=evaluate_top1(model, val_batches, precision),
-            val_acc_ema=evaluate_top1(ema.module, val_batches, precision) if ema is not None else None,
+            val_acc=evaluate_top1(net, val_batches, precision, channels_last),
+            val_acc_ema=evaluate_top1(ema.module, val_batches, precision, channels_last) if ema is not None else None,
             lr=float(optimizer.param_groups[0]["lr"]),
             seconds=time.perf_counter() - epoch_start,
         )
@@ -532,6 +546,7 @@ def _finish(job, arch, info, model, ema, history, meta, started, precision) -> d
         "teacher": str(job.teacher_weights) if job.teacher_weights else None,
         "recipe": job.recipe.to_dict(),
         **precision.to_dict(),
+        "compile": job.compile,
         "history": history,
         "seconds": time.perf_counter() - started,
     }

@@ -47,6 +47,7 @@ from vitsearch.evaluators.base import DivergedError
 from vitsearch.evaluators.complexity import analytic_flops
 from vitsearch.evaluators.data import check_data_spec, load_dataset, materialize, stratified_subset
 from vitsearch.evaluators.training import Engine, make_optimizer, make_scheduler, resolve_device, resolve_precision
+from vitsearch.evaluators.training.recipe import Recipe, Rule, positive_or_none
 from vitsearch.space import ArchConfig, ConfigError
 from vitsearch.space.search_space import SearchSpace
 
@@ -64,7 +65,7 @@ class SupernetTrainingError(ValueError):
 
 
 @dataclass(frozen=True)
-class SupernetTrainConfig:
+class SupernetTrainConfig(Recipe):
     """Everything that changes a supernet's weights; recorded in its checkpoint."""
 
     data: str = "mnist5k"
@@ -89,20 +90,17 @@ class SupernetTrainConfig:
     seed: int = 0
     save_every: int = 0  # steps between extra checkpoints; 0 = epoch ends only
 
-    def __post_init__(self) -> None:
-        checks = [
-            (self.epochs >= 1, "epochs", "must be at least 1"),
-            (self.batch_size >= 1, "batch_size", "must be positive"),
-            (self.lr > 0, "lr", "must be positive"),
+    def rules(self) -> list[Rule]:  # errors name the `vitsearch supernet train` flag
+        return [
             (self.random_paths >= 0, "random_paths", "must be 0 or more"),
             (self.width_mult > 0, "width_mult", "must be positive"),
-            (self.train_subset is None or self.train_subset >= 1, "train_subset", "must be positive"),
-            (self.val_subset is None or self.val_subset >= 1, "val_subset", "must be positive"),
+            (positive_or_none(self.train_subset), "train_subset", "must be positive"),
+            (positive_or_none(self.val_subset), "val_subset", "must be positive"),
             (self.save_every >= 0, "save_every", "must be 0 or more"),
         ]
-        for ok, name, problem in checks:
-            if not ok:
-                raise ValueError(f"supernet training: {name} {problem}, got {getattr(self, name)!r}")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         check_data_spec(self.data)  # before the CLI prints its plan or anything is written
 
     def to_dict(self) -> dict[str, Any]:

@@ -10,8 +10,19 @@ Callers keep only what is theirs: the proxy its pruning and wall-clock cap, ``tr
 mixup, distillation and checkpoints, the supernet its sandwich rule (the loss closure).
 """
 
-from .device import Precision, resolve_device, resolve_precision
+from .device import Precision, compiled, place_model, resolve_device, resolve_precision, to_device
 from .engine import Engine, top1
 from .optim import make_optimizer, make_scheduler
 
-__all__ = ["Engine", "Precision", "make_optimizer", "make_scheduler", "resolve_device", "resolve_precision", "top1"]
+__all__ = [
+    "Engine",
+    "Precision",
+    "compiled",
+    "make_optimizer",
+    "make_scheduler",
+    "place_model",
+    "resolve_device",
+    "resolve_precision",
+    "to_device",
+    "top1",
+]

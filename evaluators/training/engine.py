@@ -11,6 +11,7 @@ its own: mixup and distillation for ``train``, the sandwich rule for the superne
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterable
 
@@ -109,7 +110,7 @@ def top1(
     was_training = model.training
     model.eval()
     correct = total = 0
-    context = precision.autocast if precision is not None else _nothing
+    context = precision.autocast if precision is not None else contextlib.nullcontext
     try:
         for x, y in batches:
             with context():
@@ -127,9 +128,3 @@ def tensor_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int =
     """In-order batches of two tensors (validation)."""
     for i in range(0, len(images), batch_size):
         yield images[i : i + batch_size], labels[i : i + batch_size]
-
-
-def _nothing():
-    import contextlib
-
-    return contextlib.nullcontext()

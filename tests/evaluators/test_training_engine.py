@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,20 @@ from torch import nn
 
 from vitsearch.evaluators.base import DivergedError
 from vitsearch.evaluators.proxy import ProxyEvaluator
-from vitsearch.evaluators.training import Engine, make_optimizer, make_scheduler, resolve_device, resolve_precision
+from vitsearch.evaluators.supernet.train import SupernetTrainConfig
+from vitsearch.evaluators.training import (
+    Engine,
+    compiled,
+    make_optimizer,
+    make_scheduler,
+    place_model,
+    resolve_device,
+    resolve_precision,
+    to_device,
+)
+from vitsearch.evaluators.training.device import prefers_channels_last, visible_gpus, worker_gpus
 from vitsearch.evaluators.training.engine import tensor_batches, top1
+from vitsearch.search.train import TrainRecipe
 from vitsearch.space import ConfigError, build_model
 
 BEFORE = json.loads((Path(__file__).parent / "proxy_scores_before_engine.json").read_text())
@@ -142,3 +155,84 @@ def test_proxy_on_cuda_bf16():
     result = ev.evaluate("test_vit")
     assert 0 <= result["score"] <= 1
     assert ev.settings()["amp"] == "bf16" and ev.settings()["device"].startswith("cuda")
+
+
+def test_channels_last_only_for_convolutions_on_a_gpu():
+    # The CPU keeps NCHW (CPU float32 numbers stay as they were); a GPU run of a model with 2-D
+    # convolutions takes cuDNN's channels_last. Deciding needs no GPU: only the device's type.
+    conv = build_model("test_metaformer", img_size=16, in_chans=3, num_classes=4)
+    linear = nn.Sequential(nn.Linear(4, 4))
+    assert prefers_channels_last(conv, torch.device("cuda"))
+    assert not prefers_channels_last(conv, torch.device("cpu"))
+    assert not prefers_channels_last(linear, torch.device("cuda"))
+    assert place_model(conv, torch.device("cpu")) is False
+    x = torch.randn(2, 3, 8, 8)
+    assert to_device(x, torch.device("cpu"), channels_last=True).is_contiguous(memory_format=torch.channels_last)
+    assert to_device(torch.randn(2, 3), torch.device("cpu"), channels_last=True).shape == (2, 3)
+
+
+def test_compiled_is_opt_in_and_shares_the_parameters():
+    model = nn.Linear(3, 2)
+    assert compiled(model, False) is model
+    wrapped = compiled(model, True)  # lazy: nothing compiles until the first call
+    assert wrapped is not model and wrapped.state_dict().keys() != model.state_dict().keys()
+    assert all(a is b for a, b in zip(wrapped.parameters(), model.parameters(), strict=True))
+
+
+def test_worker_gpus_round_robin_over_visible_devices(monkeypatch):
+    cuda = torch.device("cuda")
+    assert worker_gpus(cuda, 4, ["0", "1"]) == [None, "1", "0", "1"]  # the parent keeps its first visible GPU
+    assert worker_gpus(cuda, 3, ["3", "5", "7"]) == [None, "5", "7"]
+    assert worker_gpus(torch.device("cuda:1"), 3, ["0", "1"]) == [None, None, None]  # pinned by the user
+    assert worker_gpus(torch.device("cpu"), 2, ["0", "1"]) == [None, None]
+    assert worker_gpus(cuda, 2, ["0"]) == [None, None]  # one GPU: all share it
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2, GPU-ab12,")
+    assert visible_gpus() == ["2", "GPU-ab12"]
+
+
+def test_a_worker_process_sees_only_its_gpu(monkeypatch):
+    import signal
+
+    from vitsearch.search import live
+
+    seen = {}
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # worker_main installs a SIGTERM handler
+    monkeypatch.setattr(live, "run_search", lambda config: seen.update(gpus=os.environ["CUDA_VISIBLE_DEVICES"]))
+    live.worker_main(None, None, "1")
+    assert seen["gpus"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: ProxyEvaluator(epochs=0), "ProxyProfile.epochs: must be at least 1, got 0"),
+        (lambda: ProxyEvaluator(grad_clip=0), "ProxyProfile.grad_clip: must be positive"),
+        (lambda: TrainRecipe(batch_size=0), "--batch-size: must be at least 1, got 0"),
+        (lambda: TrainRecipe(label_smoothing=1.0), "--label-smoothing: must be in [0, 1), got 1.0"),
+        (lambda: SupernetTrainConfig(lr=0), "--lr: must be positive, got 0"),
+        (lambda: SupernetTrainConfig(random_paths=-1), "--random-paths: must be 0 or more, got -1"),
+    ],
+)
+def test_every_recipe_is_checked_by_one_rule_set_with_one_error_style(make, message):
+    with pytest.raises(ConfigError) as err:
+        make()
+    assert str(err.value).startswith(message)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
+def test_zero_cost_on_cuda_matches_the_cpu():
+    from vitsearch.evaluators.base import get_evaluator
+
+    tiny = {"data": "synthetic", "img_size": 32, "target_img_size": 32, "batch_size": 8}
+    for name in ("naswot", "synflow", "snip", "grad_norm", "jacob_cov", "dss"):
+        cpu = get_evaluator(name, device="cpu", **tiny).evaluate("test_metaformer")["score"]
+        gpu_ev = get_evaluator(name, device="cuda", **tiny)
+        assert gpu_ev.settings()["device"].startswith("cuda")
+        assert math.isclose(gpu_ev.evaluate("test_metaformer")["score"], cpu, rel_tol=1e-3, abs_tol=1e-3), name
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
+def test_channels_last_training_on_cuda(tmp_path):
+    ev = ProxyEvaluator(epochs=1, train_subset=128, val_subset=64, device="cuda", amp="bf16")
+    assert 0 <= ev.evaluate("test_metaformer")["score"] <= 1

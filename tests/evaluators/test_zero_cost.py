@@ -31,6 +31,7 @@ def test_scores_both_presets_deterministically(name):
         scores[preset] = first["score"]
     assert scores["test_vit"] != scores["test_metaformer"]
     assert ev.settings()["batch_size"] == 8
+    assert "device" not in ev.settings()  # CPU results keep their settings and cache keys
 
 
 def test_synflow_by_hand():
