@@ -185,8 +185,11 @@ class Downsample(nn.Module):
 class GroupNorm1(nn.Module):
     """GroupNorm with one group over all tokens and channels (PoolFormer), on ``(B, N, C)``.
 
-    Runs ``F.group_norm`` on the ``(B, C, N)`` view so it is the same op (and FLOP count)
-    as timm's ``GroupNorm1`` on ``(B, C, H, W)``.
+    One group over every token and channel is ``layer_norm`` over the last two dims with the
+    per-channel affine broadcast over the tokens: the numbers (and fvcore's 5 FLOPs per element)
+    of timm's ``GroupNorm1`` on ``(B, C, H, W)``, without the two transposed copies that
+    ``group_norm`` on the ``(B, C, N)`` view needs (measured on the CPU at PoolFormer-S12's first
+    stage: 5x faster forward, 3.5x backward).
     """
 
     def __init__(self, dim: int, eps: float = 1e-5):
@@ -196,7 +199,10 @@ class GroupNorm1(nn.Module):
         self.bias = nn.Parameter(torch.zeros(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.group_norm(x.transpose(1, 2), 1, self.weight, self.bias, self.eps).transpose(1, 2)
+        if torch.onnx.is_in_onnx_export():  # the exporter wants a constant normalized shape: the view form
+            return F.group_norm(x.transpose(1, 2), 1, self.weight, self.bias, self.eps).transpose(1, 2)
+        n = x.shape[1]
+        return F.layer_norm(x, x.shape[1:], self.weight.expand(n, -1), self.bias.expand(n, -1), self.eps)
 
 
 def norm_flops(tokens: int, dim: int) -> int:

@@ -65,7 +65,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed updates (forwards) per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--channels-last", action="store_true", help="for the models with convolutions")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     precision = resolve_precision(args.amp, device)
     torch.manual_seed(0)
