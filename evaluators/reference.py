@@ -3,8 +3,11 @@
 It is ``ProxyEvaluator`` with another default profile (``REFERENCE_PROFILE``), the ground
 truth that every cheaper estimate's Kendall tau is measured against (DESIGN.md):
 
-- **All training images** (``train_subset=None``: mnist5k's 4,500) for **20 epochs**:
-  90,000 images seen, 22.5x the default proxy's 1,000 x 4 = 4,000.
+- **All training images** (``train_subset=None``: mnist5k's 4,500) for **18 epochs**:
+  81,000 images seen, 20.25x the default proxy's 1,000 x 4 = 4,000. Measured on one CPU
+  thread (x0.25, batch 32, a second process on the other core): one epoch of DeiT-Tiny 154 s,
+  so 18 epochs are about 46 minutes, and the median architecture of ``studies/fidelity`` is
+  about as long; batch 64 was no faster per image on the CPU, so the batch stays the proxy's.
 - **Linear warm-up (2 epochs) then cosine** to ``min_lr``, stepped per update by timm's
   scheduler through the training engine, as the proxy does.
 - **The proxy's width (x0.25) and token grid**: the reference trains the very architecture the
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
     from vitsearch.space import ArchConfig
 
 REFERENCE_PROFILE = ProxyProfile(
-    epochs=20,
+    epochs=18,
     train_subset=None,
     warmup_epochs=2,
     max_seconds=None,
