@@ -1,0 +1,254 @@
+"""Resumable fidelity runs: the reference (and cheaper evaluators) on every architecture of archs.csv.
+
+Each finished (architecture, evaluator, settings) becomes one row of a CSV cache, written right
+away (the file is rewritten through a temporary file and renamed, so a kill never leaves half a
+row); a row already there is skipped, so killing and restarting resumes where it stopped.
+
+Order, so that partial results are useful: architectures sorted by FLOPs are visited in a
+van der Corput order (every prefix spreads over the FLOPs range); ``reference`` runs seed 0 on
+all of them first, then seed 1 on the first ``--ceiling`` (the noise ceiling).
+
+Modes:
+    ``run_reference.py``                                  the reference study -> reference.csv
+    ``run_reference.py --evaluator proxy --set epochs=8``   one cheap evaluator -> cheap.csv
+    ``run_reference.py --plan cheap``                     every profile of ``CHEAP`` -> cheap.csv
+
+Run it with one thread (``--threads 1``, the default) and ``OMP_NUM_THREADS=1``; ``nice`` it.
+``params`` and ``flops`` need no run: ``table.py`` reads them from archs.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+COLUMNS = [
+    "key",
+    "arch_id",
+    "digest",
+    "evaluator",
+    "label",
+    "seed",
+    "settings_hash",
+    "score",
+    "best_val_acc",
+    "curve",
+    "seconds",
+    "device",
+    "amp",
+    "epochs",
+    "threads",
+    "error",
+    "result",
+    "settings",
+    "finished",
+]
+ZERO_COST = ["synflow", "naswot", "snip", "grad_norm", "jacob_cov", "dss"]
+# label -> (evaluator, overrides), cheapest first so the table fills early: every zero-cost score, then the
+# proxy as shipped and varied one knob at a time (uncapped, so a profile's score does not depend on the machine).
+UNCAPPED = {"max_seconds": None}
+CHEAP: dict[str, tuple[str, dict[str, Any]]] = {
+    **{name: (name, {}) for name in ZERO_COST},
+    "proxy-e1": ("proxy", {"epochs": 1, **UNCAPPED}),
+    "proxy": ("proxy", {}),
+    "proxy-grid7": ("proxy", {"grid": 7, **UNCAPPED}),
+    "proxy-lr3e-3": ("proxy", {"lr": 3e-3, **UNCAPPED}),
+    "proxy-warmup1": ("proxy", {"warmup_epochs": 1, **UNCAPPED}),
+    "proxy-e8": ("proxy", {"epochs": 8, **UNCAPPED}),
+    "proxy-img2000": ("proxy", {"train_subset": 2000, **UNCAPPED}),
+    "proxy-w0.5": ("proxy", {"width_mult": 0.5, **UNCAPPED}),
+}
+
+
+def interleave(n: int) -> list[int]:
+    """``0..n-1`` at the van der Corput points 0, 1/2, 1/4, 3/4, 1/8...: every prefix spreads over the range.
+
+    The top end comes last, not second: there the architectures are the slowest to train.
+    """
+    order: list[int] = []
+    seen: set[int] = set()
+    k = 0
+    while len(order) < n:
+        x, denom, i = 0.0, 1.0, k
+        while i:
+            denom *= 2
+            x += (i % 2) / denom
+            i //= 2
+        idx = round(x * (n - 1))
+        if idx not in seen:
+            seen.add(idx)
+            order.append(idx)
+        k += 1
+    return order
+
+
+def read_archs(path: Path) -> list[dict[str, str]]:
+    """archs.csv rows sorted by FLOPs, then visited in ``interleave`` order."""
+    with path.open(newline="") as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: int(r["flops"]))
+    for field in ("arch_id", "digest", "flops", "arch"):
+        if rows and field not in rows[0]:
+            raise ValueError(f"{path}: no {field!r} column")
+    return [rows[i] for i in interleave(len(rows))]
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return [r for r in csv.DictReader(f) if r.get("key") and r.get("finished")]
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rewrite the whole CSV through a temporary file: atomic, a kill leaves the old or the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def parse_sets(pairs: list[str]) -> dict[str, Any]:
+    import yaml
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set: expected key=value, got {pair!r}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def plan(args: argparse.Namespace) -> list[tuple[str, str, dict[str, Any], int | None]]:
+    """``(label, evaluator, settings, first_n archs)`` in the order they run."""
+    if args.plan == "cheap":
+        return [(label, ev, {"seed": 0, **kw}, None) for label, (ev, kw) in CHEAP.items()]
+    sets = parse_sets(args.set)
+    label = args.label or "-".join([args.evaluator, *(f"{k}{v}" for k, v in sets.items())])
+    work = [(label, args.evaluator, {"seed": 0, **sets}, None)]
+    if args.evaluator == "reference" and args.ceiling:
+        work.append((label, args.evaluator, {**sets, "seed": 1}, args.ceiling))
+    return work
+
+
+def record(ev: Any, arch_row: dict[str, str], label: str, seed: int, threads: int, outcome: dict[str, Any]) -> dict:
+    from vitsearch.evaluators.reference import curve
+
+    result = outcome.get("result", {})
+    settings = ev.settings()
+    profile = getattr(ev, "profile", None)
+    precision = getattr(ev, "precision", None)
+    return {
+        "key": outcome["key"],
+        "arch_id": arch_row["arch_id"],
+        "digest": arch_row["digest"],
+        "evaluator": ev.name,
+        "label": label,
+        "seed": seed,
+        "settings_hash": hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12],
+        "score": result.get("score", ""),
+        "best_val_acc": result.get("best_val_acc", ""),
+        "curve": " ".join(f"{a:.4f}" for a in curve(result)),
+        "seconds": f"{outcome['seconds']:.2f}",
+        "device": str(getattr(ev, "device", "cpu")),
+        "amp": precision.amp if precision is not None else "off",
+        "epochs": profile.epochs if profile is not None else "",
+        "threads": threads,
+        "error": outcome.get("error", ""),
+        "result": json.dumps(result, sort_keys=True),
+        "settings": json.dumps(settings, sort_keys=True, default=str),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate every missing (architecture, evaluator, settings); returns how many were evaluated."""
+    import torch
+
+    from vitsearch.evaluators.base import EvaluationFailed, get_evaluator
+    from vitsearch.space import ArchConfig
+
+    torch.set_num_threads(args.threads)
+    archs = read_archs(args.archs)
+    if args.only:
+        wanted = set(args.only.split(","))
+        archs = [a for a in archs if a["arch_id"] in wanted]
+    rows = read_rows(args.out)
+    done = {r["key"] for r in rows}
+    fresh = 0
+    for label, name, kwargs, first_n in plan(args):
+        ev = get_evaluator(name, device=args.device, **kwargs)
+        seed = kwargs["seed"]
+        for arch_row in archs[:first_n]:
+            arch = ArchConfig.from_dict(json.loads(arch_row["arch"]))
+            if arch.digest() != arch_row["digest"]:
+                raise ValueError(f"{args.archs}: {arch_row['arch_id']}: digest {arch_row['digest']} is not the arch's")
+            key = ev.cache_key(arch)
+            if key in done:
+                continue
+            if args.limit is not None and fresh >= args.limit:
+                return fresh
+            outcome = evaluate(ev, arch, key, EvaluationFailed)
+            if outcome is None:
+                continue  # an unexpected error is logged, not cached: a rerun retries it
+            rows.append(record(ev, arch_row, label, seed, args.threads, outcome))
+            write_rows(args.out, rows)
+            done.add(key)
+            fresh += 1
+            score = outcome.get("result", {}).get("score", outcome.get("error"))
+            print(f"{label} seed {seed} {arch_row['arch_id']}: {score} in {outcome['seconds']:.0f} s", flush=True)
+    return fresh
+
+
+def evaluate(ev: Any, arch: Any, key: str, failed: type[Exception]) -> dict[str, Any] | None:
+    start = time.perf_counter()
+    try:
+        result = ev.evaluate(arch)
+    except failed as err:
+        return {"key": key, "error": err.reason, "seconds": time.perf_counter() - start}
+    except Exception:
+        traceback.print_exc()
+        return None
+    return {"key": key, "result": result, "seconds": time.perf_counter() - start}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--evaluator", default="reference", help="an evaluator name (default: reference)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="evaluator settings")
+    parser.add_argument("--label", help="row label (default: evaluator and settings)")
+    parser.add_argument("--plan", choices=["cheap"], help="run every profile of CHEAP instead of --evaluator")
+    parser.add_argument("--ceiling", type=int, default=12, help="reference: archs that also get seed 1")
+    parser.add_argument("--archs", type=Path, default=HERE / "archs.csv")
+    parser.add_argument("--out", type=Path, help="CSV cache (default: reference.csv or cheap.csv)")
+    parser.add_argument("--only", help="comma-separated arch_ids")
+    parser.add_argument("--limit", type=int, help="stop after this many fresh evaluations")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = HERE / ("reference.csv" if args.evaluator == "reference" and not args.plan else "cheap.csv")
+    try:
+        fresh = run(args)
+    except ValueError as err:
+        sys.exit(f"error: {err}")
+    print(f"{fresh} evaluated, results in {args.out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
