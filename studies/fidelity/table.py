@@ -1,0 +1,150 @@
+"""The fidelity table from the study's CSV caches, in seconds (no training).
+
+Reads ``archs.csv`` (``params`` and ``flops``, the trivial baselines), ``reference.csv`` and
+``cheap.csv`` (``run_reference.py``) and prints markdown: for every cheap evaluator / profile
+and the two baselines, Kendall tau and Spearman rho against the reference's seed 0 with
+percentile bootstrap 95% intervals (``evaluators.validate``), n, the median seconds per
+architecture and its share of the reference's; the noise ceiling (reference seed 0 vs seed 1
+on the architectures both finished); and the reference's mean learning curve, to show whether
+it flattens. Works on partial data: every row says its n.
+
+Usage: ``.venv/bin/python studies/fidelity/table.py [--out studies/fidelity/table.md]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+from vitsearch.evaluators.validate import _kendall, _spearman, bootstrap_ci
+
+HERE = Path(__file__).resolve().parent
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def scores(rows: list[dict[str, str]], label: str, seed: int = 0) -> dict[str, float]:
+    """``arch_id -> score`` of the finished, successful rows of one label and seed."""
+    return {
+        r["arch_id"]: float(r["score"])
+        for r in rows
+        if r["label"] == label and int(r["seed"]) == seed and not r["error"] and math.isfinite(float(r["score"]))
+    }
+
+
+def seconds(rows: list[dict[str, str]], label: str) -> float:
+    values = [float(r["seconds"]) for r in rows if r["label"] == label and int(r["seed"]) == 0]
+    return statistics.median(values) if values else math.nan
+
+
+def agreement(a: dict[str, float], b: dict[str, float], n_boot: int) -> dict[str, object]:
+    """Tau and rho (with bootstrap CIs) over the architectures both ``a`` and ``b`` scored."""
+    shared = sorted(a.keys() & b.keys())
+    x = np.array([a[k] for k in shared])
+    y = np.array([b[k] for k in shared])
+    if len(shared) < 3:
+        nan = (math.nan, math.nan)
+        return {"n": len(shared), "tau": math.nan, "tau_ci": nan, "rho": math.nan, "rho_ci": nan}
+    return {
+        "n": len(shared),
+        "tau": _kendall(x, y),
+        "tau_ci": bootstrap_ci(x, y, _kendall, n_boot),
+        "rho": _spearman(x, y),
+        "rho_ci": bootstrap_ci(x, y, _spearman, n_boot),
+    }
+
+
+def fmt(value: float, ci: tuple[float, float]) -> str:
+    return "—" if math.isnan(value) else f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def fidelity_table(archs: list[dict[str, str]], ref: list[dict[str, str]], cheap: list[dict[str, str]], **kw) -> str:
+    """The markdown fidelity table; ``kw``: ``reference`` (label) and ``n_boot``."""
+    label, n_boot = kw.get("reference", "reference"), kw.get("n_boot", 1000)
+    truth = scores(ref, label, 0)
+    ref_s = seconds(ref, label)
+    lines = [
+        f"Reference: `{label}` seed 0 on {len(truth)} of {len(archs)} architectures, "
+        f"median {ref_s:.0f} s per architecture.",
+        "",
+        "| estimate | Kendall tau [95% CI] | Spearman rho [95% CI] | n | failed | s / arch | % of reference |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def row(name: str, estimate: dict[str, float], secs: float, failed: int = 0) -> None:
+        a = agreement(estimate, truth, n_boot)
+        share = f"{100 * secs / ref_s:.2f}" if ref_s > 0 and not math.isnan(secs) else "—"
+        s = "—" if math.isnan(secs) else f"{secs:.1f}"
+        tau, rho = fmt(a["tau"], a["tau_ci"]), fmt(a["rho"], a["rho_ci"])
+        lines.append(f"| {name} | {tau} | {rho} | {a['n']} | {failed} | {s} | {share} |")
+
+    ceiling = agreement(truth, scores(ref, label, 1), n_boot)
+    lines.append(
+        f"| *noise ceiling* (seed 0 vs 1) | {fmt(ceiling['tau'], ceiling['tau_ci'])} "
+        f"| {fmt(ceiling['rho'], ceiling['rho_ci'])} | {ceiling['n']} | | {ref_s:.1f} | 100 |"
+    )
+    for base in ("params", "flops"):
+        row(base, {a["arch_id"]: float(a[base]) for a in archs}, 0.0)
+    for name in dict.fromkeys(r["label"] for r in cheap):
+        failed = sum(1 for r in cheap if r["label"] == name and int(r["seed"]) == 0 and r["error"])
+        row(name, scores(cheap, name, 0), seconds(cheap, name), failed)
+    return "\n".join(lines)
+
+
+def curve_table(ref: list[dict[str, str]], label: str = "reference") -> str:
+    """Mean / min / max reference val accuracy per epoch over the seed-0 architectures finished."""
+    curves = [[float(v) for v in r["curve"].split()] for r in ref if r["label"] == label and int(r["seed"]) == 0]
+    curves = [c for c in curves if c]
+    if not curves:
+        return "No reference curves yet."
+    epochs = max(len(c) for c in curves)
+    lines = ["| epoch | mean val acc | min | max | n |", "|---|---|---|---|---|"]
+    for e in range(epochs):
+        at = [c[e] for c in curves if len(c) > e]
+        lines.append(f"| {e + 1} | {statistics.mean(at):.4f} | {min(at):.4f} | {max(at):.4f} | {len(at)} |")
+    quarter = max(1, epochs // 4)
+    gains = [c[-1] - c[-1 - quarter] for c in curves if len(c) > quarter]
+    if gains:
+        lines.append("")
+        lines.append(
+            f"Gain over the last {quarter} epochs: mean {statistics.mean(gains):+.4f}, "
+            f"max {max(gains):+.4f}; {sum(g <= 0.01 for g in gains)} of {len(gains)} architectures gain at most 0.01."
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--archs", type=Path, default=HERE / "archs.csv")
+    parser.add_argument("--reference", type=Path, default=HERE / "reference.csv")
+    parser.add_argument("--cheap", type=Path, default=HERE / "cheap.csv")
+    parser.add_argument("--label", default="reference", help="the reference rows' label")
+    parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--out", type=Path, help="also write the markdown here")
+    args = parser.parse_args(argv)
+    archs, ref, cheap = read_csv(args.archs), read_csv(args.reference), read_csv(args.cheap)
+    text = "\n\n".join(
+        [
+            "## Fidelity against the reference",
+            fidelity_table(archs, ref, cheap, reference=args.label, n_boot=args.n_boot),
+            "## Reference learning curves (seed 0)",
+            curve_table(ref, args.label),
+        ]
+    )
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
