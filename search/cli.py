@@ -304,6 +304,13 @@ def run(
     ] = None,
     amp: Annotated[str | None, typer.Option("--amp", help="Proxy mixed precision: auto, bf16, fp16, off.")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile each proxy trial's model.")] = False,
+    baselines: Annotated[
+        bool,
+        typer.Option(
+            "--baselines/--no-baselines",
+            help="Also score hand-designed DeiT / PoolFormer / SCHEMEformer baselines fitted to the budget.",
+        ),
+    ] = True,
 ) -> None:
     """Search a space for the most accurate architectures within a FLOPs budget."""
     from vitsearch.evaluators.pruners import make_pruner
@@ -349,6 +356,7 @@ def run(
         pruner=pruner,
         params_objective=params_objective,
         workers=workers,
+        baselines=baselines,
         **_latency_options(max_latency, latency_objective, latency_backend, latency_threads),
     )
     check_budget(config)
@@ -378,13 +386,18 @@ def show(
     study: Annotated[str | None, typer.Option("--study")] = None,
 ) -> None:
     """Print the Pareto front of a study."""
+    from vitsearch.search.baselines import baselines_frame
     from vitsearch.search.driver import load_study
-    from vitsearch.search.live import failures_frame, failures_table, pareto_table
+    from vitsearch.search.live import baselines_table, failures_frame, failures_table, pareto_table, verdict_line
     from vitsearch.search.results import pareto_frame, trials_frame
 
     loaded = load_study(target, study)
     trials = trials_frame(loaded)
     console.print(pareto_table(pareto_frame(trials), title=f"Pareto front of {loaded.study_name}"))
+    baselines = baselines_frame(loaded)
+    if not baselines.empty:
+        console.print(baselines_table(baselines))
+        console.print(verdict_line(loaded, baselines) or "no evaluated architecture within budget yet", highlight=False)
     failed = failures_frame(trials)
     if not failed.empty:
         console.print(failures_table(failed))
@@ -400,6 +413,7 @@ def plot(
     out: Annotated[Path | None, typer.Option("--out", help="Where to write the pages (default: the run dir).")] = None,
 ) -> None:
     """(Re)write pareto.html, history.html and importance.html of a study."""
+    from vitsearch.search.baselines import baselines_frame
     from vitsearch.search.driver import load_study
     from vitsearch.search.plots import write_plots
     from vitsearch.search.results import trials_frame
@@ -407,7 +421,7 @@ def plot(
     loaded = load_study(target, study)
     budget = loaded.user_attrs["search"]["budget"]
     folder = out or (Path(target) if "://" not in target else Path("."))
-    for path in write_plots(loaded, trials_frame(loaded), budget, folder):
+    for path in write_plots(loaded, trials_frame(loaded), budget, folder, baselines_frame(loaded)):
         console.print(f"wrote {path}")
 
 

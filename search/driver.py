@@ -79,6 +79,7 @@ class SearchConfig:
     latency_objective: bool = False  # also minimise the measured latency
     latency: timing.LatencySettings = field(default_factory=timing.LatencySettings)
     workers: int = 1  # processes on this machine (run_with_progress starts them; run_search is one)
+    baselines: bool = True  # score the hand-designed baselines too (search.baselines; run_with_progress)
     heartbeat_interval: float = shared_study.HEARTBEAT_INTERVAL
     grace_period: float = shared_study.GRACE_PERIOD
 

@@ -21,6 +21,7 @@ from vitsearch.evaluators.latency import torch_threads
 from vitsearch.evaluators.training.device import worker_gpus
 from vitsearch.space import ConfigError
 
+from .baselines import baselines_frame, score_baselines, verdict
 from .driver import SearchConfig, TrialOutcome, evaluated_count, run_search
 from .plots import write_plots
 from .results import arch_of, best_trial, pareto_frame, trials_frame, write_atomic
@@ -50,19 +51,43 @@ def pareto_table(front: pd.DataFrame, title: str = "Pareto front (within budget)
 
 
 def write_outputs(study: optuna.Study, config: SearchConfig, out: Path, plots: bool = True) -> list[Path]:
-    """trials.csv, pareto.csv, best.yaml and (optionally) the HTML pages, each written atomically."""
+    """trials.csv, pareto.csv, baselines.csv, best.yaml and (optionally) the HTML pages, each atomically."""
     trials = trials_frame(study)
     front = pareto_frame(trials, front_objectives(config))
+    baselines = baselines_frame(study)
     written = [out / "trials.csv", out / "pareto.csv"]
     write_atomic(written[0], trials.to_csv(index=False))
     write_atomic(written[1], front.to_csv(index=False))
+    if not baselines.empty:
+        write_atomic(out / "baselines.csv", baselines.to_csv(index=False))
+        written.append(out / "baselines.csv")
     if best_trial(study) is not None:
         arch, _ = arch_of(study)
         write_atomic(out / "best.yaml", arch.to_yaml())
         written.append(out / "best.yaml")
     if plots:
-        written += write_plots(study, trials, config.budget, out)
+        written += write_plots(study, trials, config.budget, out, baselines)
     return written
+
+
+def baselines_table(baselines: pd.DataFrame) -> Table:
+    table = Table(title="hand-designed baselines (same evaluator)")
+    for column in ("baseline", "score", "GFLOPs", "params", "architecture"):
+        table.add_column(column, justify="left" if column in ("baseline", "architecture") else "right")
+    for row in baselines.itertuples():
+        score = f"{row.score:.4f}" if row.state == "COMPLETE" else f"failed: {row.fail_reason}"
+        table.add_row(row.baseline, score, f"{row.gflops:.3f}", f"{row.params / 1e6:.2f}M", row.architecture)
+    return table
+
+
+def verdict_line(study: optuna.Study, baselines: pd.DataFrame | None = None) -> str | None:
+    """How the best found architecture compares with the baselines; None when either is missing."""
+    baselines = baselines_frame(study) if baselines is None else baselines
+    best = best_trial(study)
+    if best is None or baselines.empty:
+        return None
+    flops = best.user_attrs["record"]["flops"]
+    return verdict(baselines, best.values[0], flops).line(best.values[0], flops)
 
 
 class _Progress:
@@ -99,6 +124,15 @@ class _Progress:
                 f"{outcome.flops / 1e9:.3f} GFLOPs, {outcome.seconds:.1f}s{self._eta(done)}",
                 highlight=False,
             )
+
+    def baseline(self, name: str, record: dict) -> None:
+        """A hand-designed baseline was scored (before the search's own trials)."""
+        score = f"score {record['score']:.4f}" if record["state"] == "COMPLETE" else record["fail_reason"]
+        line = f"baseline {name}: {score}, {record['flops'] / 1e9:.3f} GFLOPs, {record['seconds']:.1f}s"
+        if self.live is not None:
+            self.live.console.print(line, highlight=False)
+        else:
+            self.console.print(line, highlight=False)
 
     def idle(self) -> None:
         """Refresh while other workers finish their trials."""
@@ -145,6 +179,8 @@ def run_with_progress(config: SearchConfig, out: Path, console: Console) -> None
     try:
         with _Progress(config, console, already, study) as progress, WorkerPool(config) as pool:
             with torch_threads(pool.threads_per_worker):
+                if config.baselines:  # the other workers search meanwhile
+                    score_baselines(config, study, progress.baseline)
                 run_search(config, on_trial=progress)
             pool.wait(progress.idle)
     finally:  # an interrupted run still leaves consistent files for what it finished
@@ -157,6 +193,9 @@ def run_with_progress(config: SearchConfig, out: Path, console: Console) -> None
         failed = failures_frame(trials)
         if not failed.empty:
             console.print(f"{len(failed)} failed trials (reasons: `vitsearch show {out}`)", highlight=False)
+        line = verdict_line(study)
+        if line is not None:
+            console.print(line, highlight=False)
         console.print("wrote " + ", ".join(p.name for p in written) + f" in {out}")
 
 

@@ -22,6 +22,7 @@ class ParetoInfo(NamedTuple):
     front: pd.DataFrame  # non-dominated, within budget
     others: pd.DataFrame  # evaluated, dominated or over budget
     score_label: str  # what the score is: the evaluator's name
+    baselines: pd.DataFrame  # hand-designed architectures scored by the same evaluator (search.baselines)
 
 
 class HistoryInfo(NamedTuple):
@@ -30,12 +31,13 @@ class HistoryInfo(NamedTuple):
     hypervolume: list[float]
 
 
-def _get_pareto_info(trials: pd.DataFrame, budget: int) -> ParetoInfo:
+def _get_pareto_info(trials: pd.DataFrame, budget: int, baselines: pd.DataFrame | None = None) -> ParetoInfo:
     evaluated = trials[trials["state"] == "COMPLETE"]
     front = pareto_frame(trials)
     others = evaluated.drop(index=front.index, errors="ignore")
     evaluators = sorted(set(trials["evaluator"])) if "evaluator" in trials else []
-    return ParetoInfo(budget / 1e9, front, others, f"score ({', '.join(evaluators) or 'none'})")
+    scored = baselines[baselines["state"] == "COMPLETE"] if baselines is not None else pd.DataFrame()
+    return ParetoInfo(budget / 1e9, front, others, f"score ({', '.join(evaluators) or 'none'})", scored)
 
 
 def _hover(frame: pd.DataFrame) -> list[str]:
@@ -71,6 +73,24 @@ def _get_pareto_plot(info: ParetoInfo) -> go.Figure:
             hoverinfo="text",
         )
     )
+    if not info.baselines.empty:
+        fig.add_trace(
+            go.Scatter(
+                x=info.baselines["gflops"],
+                y=info.baselines["score"],
+                mode="markers+text",
+                name="hand-designed baselines",
+                text=list(info.baselines["baseline"]),
+                textposition="top center",
+                marker={"color": "royalblue", "size": 12, "symbol": "diamond"},
+                hovertext=[
+                    f"{r.baseline}<br>score {r.score:.4f}<br>{r.gflops:.3f} GFLOPs, {r.params / 1e6:.2f}M params"
+                    f"<br>{r.architecture.replace(' | ', '<br>')}"
+                    for r in info.baselines.itertuples()
+                ],
+                hoverinfo="text",
+            )
+        )
     fig.add_vline(x=info.budget_gflops, line_dash="dash", annotation_text=f"budget {info.budget_gflops:g} GFLOPs")
     fig.update_layout(
         title="Accuracy against complexity",
@@ -153,10 +173,12 @@ def _get_importance_plot(study: optuna.Study) -> go.Figure:
     return fig
 
 
-def write_plots(study: optuna.Study, trials: pd.DataFrame, budget: int, out: Path) -> list[Path]:
-    """Write pareto.html, history.html and importance.html into ``out`` (atomically)."""
+def write_plots(
+    study: optuna.Study, trials: pd.DataFrame, budget: int, out: Path, baselines: pd.DataFrame | None = None
+) -> list[Path]:
+    """Write pareto.html (with the baselines, when given), history.html and importance.html into ``out``."""
     pages = {
-        "pareto.html": _get_pareto_plot(_get_pareto_info(trials, budget)),
+        "pareto.html": _get_pareto_plot(_get_pareto_info(trials, budget, baselines)),
         "history.html": _get_history_plot(_get_history_info(trials, budget)),
         "importance.html": _get_importance_plot(study),
     }

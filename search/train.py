@@ -338,7 +338,7 @@ def _train(job: TrainJob, on_step: StepCallback | None, on_epoch: EpochCallback 
     from timm.utils import ModelEmaV3
 
     r = job.recipe
-    inherited = None
+    inherited, requested = None, job.arch  # the report names the architecture as the user gave it
     if job.from_supernet is not None:
         path_arch, path_size, inherited = supernet_start(job.from_supernet, resolve_arch(job.arch))
         if path_size != job.img_size:
@@ -479,7 +479,7 @@ def _train(job: TrainJob, on_step: StepCallback | None, on_epoch: EpochCallback 
         if taps is not None:
             for handle in taps.handles:
                 handle.remove()
-    return _finish(job, arch, info, model.cpu(), ema, history, meta, started, precision)
+    return _finish(job, requested, arch, info, model.cpu(), ema, history, meta, started, precision)
 
 
 def _teacher(job: TrainJob, info: DatasetInfo) -> tuple[nn.Module | None, ArchConfig | None]:
@@ -517,7 +517,7 @@ def _resume(path: Path, signature: dict[str, Any], model, ema, optimizer, schedu
     return int(blob["epoch"]), list(blob.get("history", []))
 
 
-def _finish(job, arch, info, model, ema, history, meta, started, precision) -> dict[str, Any]:
+def _finish(job, requested, arch, info, model, ema, history, meta, started, precision) -> dict[str, Any]:
     from vitsearch.evaluators.complexity import count_flops
     from vitsearch.evaluators.latency import measure_latency
 
@@ -529,7 +529,7 @@ def _finish(job, arch, info, model, ema, history, meta, started, precision) -> d
     deployed = final.reparameterize()
     latency = measure_latency(deployed, job.img_size, batch=1, threads=job.latency_threads, repeats=20)
     report = {
-        "arch": str(job.arch) if isinstance(job.arch, (str, Path)) else "architecture",
+        "arch": str(requested) if isinstance(requested, (str, Path)) else "architecture",
         "digest": arch.digest(),
         "data": job.data,
         "img_size": job.img_size,

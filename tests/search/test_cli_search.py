@@ -96,3 +96,24 @@ def test_validate_proxy_toy(space_file, tmp_path):
     assert result.exit_code == 0, result.output
     assert "Kendall tau" in result.output
     assert len(pd.read_csv(tmp_path / "validate_grad_norm_vs_synflow.csv")) == 3
+
+
+def test_run_scores_the_baselines_and_says_what_the_best_beat(space_file, tmp_path):
+    out = tmp_path / "run"
+    result = invoke("run", "--space", space_file, "--budget", "500M", "--trials", 2, "--out", out, *FAST)
+    assert result.exit_code == 0, result.output
+    baselines = pd.read_csv(out / "baselines.csv")
+    assert set(baselines["baseline"]) == {"deit@0.5G", "poolformer@0.5G", "schemeformer@0.5G"}
+    assert (baselines["flops"] <= 500e6).all()
+    assert "baseline deit@0.5G: score" in result.output and "best found (score" in result.output
+    assert (pd.read_csv(out / "trials.csv")["state"] == "COMPLETE").sum() == 2  # baselines are not trials
+    assert "hand-designed baselines" in (out / "pareto.html").read_text()
+    shown = invoke("show", out)
+    assert shown.exit_code == 0 and "hand-designed baselines" in shown.output and "best found" in shown.output
+
+    bare = tmp_path / "bare"
+    result = invoke(
+        "run", "--space", space_file, "--budget", "500M", "--trials", 2, "--out", bare, "--no-baselines", *FAST
+    )
+    assert result.exit_code == 0, result.output
+    assert not (bare / "baselines.csv").exists() and "baseline deit" not in result.output

@@ -166,57 +166,50 @@ def test_torchrun_trains_with_two_processes_on_cpu(tmp_path):
     assert load_supernet(tmp_path / "ckpt").extract(SearchSpace.from_dict(SPACE).largest(64)) is not None
 
 
-def test_train_from_supernet_starts_from_the_inherited_weights(tmp_path):
-    """`vitsearch train --from-supernet` with a supernet trained at the identity profile (full widths)."""
-    from safetensors.torch import load_file
-
-    space_file = tmp_path / "mini.yaml"
-    space_file.write_text(yaml.safe_dump(SPACE))
-    identity = ["--width-mult", 1, "--target-img-size", 32, "--input-size", 32]
-    result = invoke(
-        "supernet", "train", "--space", space_file, "--out", tmp_path / "ckpt", "--data", "synthetic",
-        "--epochs", 1, "--train-subset", 32, "--val-subset", 32, "--random-paths", 0, *identity,
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    arch = SearchSpace.load(space_file).smallest(32)
-    arch.save(tmp_path / "arch.yaml")
-    result = invoke(
-        "train", tmp_path / "arch.yaml", "--from-supernet", tmp_path / "ckpt", "--data", "synthetic",
-        "--img-size", 32, "--epochs", 1, "--train-subset", 32, "--val-subset", 32, "--batch-size", 16,
-        "--lr", 1e-12, "--ema-decay", 0.0, "--out", tmp_path / "train",
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    inherited = load_supernet(tmp_path / "ckpt").extract(arch).state_dict()
-    trained = load_file(tmp_path / "train" / "model.safetensors")
-    assert trained and set(trained) <= set(inherited)
-    for key, value in trained.items():  # learning rate ~0: the weights stay what the supernet gave
-        torch.testing.assert_close(value, inherited[key], msg=key)
-
-
-def test_train_from_supernet_at_a_proxy_profile(tmp_path):
-    """A supernet at the default proxy profile (x0.25 widths, 224 px target, 32 px input) trains its path."""
+def _supernet_then_train(tmp_path, profile: list, img_size: int) -> tuple[ArchConfig, dict]:
+    """Train a one-epoch supernet at ``profile``, then `vitsearch train --from-supernet` its smallest
+    path at ``lr ~ 0``; returns the path's architecture and the trained weights."""
     from safetensors.torch import load_file
 
     space_file = tmp_path / "mini.yaml"
     space_file.write_text(yaml.safe_dump(SPACE))
     result = invoke(
         "supernet", "train", "--space", space_file, "--out", tmp_path / "ckpt", "--data", "synthetic",
-        "--epochs", 1, "--train-subset", 32, "--val-subset", 32, "--random-paths", 0,
+        "--epochs", 1, "--train-subset", 32, "--val-subset", 32, "--random-paths", 0, *profile,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    arch = SearchSpace.load(space_file).smallest(224)
+    arch = SearchSpace.load(space_file).smallest(img_size)
     arch.save(tmp_path / "arch.yaml")
+    sizes = ["--img-size", img_size] if img_size != 224 else []
     result = invoke(
-        "train", tmp_path / "arch.yaml", "--from-supernet", tmp_path / "ckpt", "--data", "synthetic",
+        "train", tmp_path / "arch.yaml", "--from-supernet", tmp_path / "ckpt", "--data", "synthetic", *sizes,
         "--epochs", 1, "--train-subset", 32, "--val-subset", 32, "--batch-size", 16,
         "--lr", 1e-12, "--ema-decay", 0.0, "--out", tmp_path / "train",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "train" / "report.json").read_text())["arch"] == str(tmp_path / "arch.yaml")
+    trained = load_file(tmp_path / "train" / "model.safetensors")
+    assert trained
+    return arch, trained
+
+
+def _assert_inherited(trained: dict, inherited: dict) -> None:
+    assert set(trained) <= set(inherited)
+    for key, value in trained.items():  # learning rate ~0: the weights stay what the supernet gave
+        torch.testing.assert_close(value, inherited[key], msg=key)
+
+
+def test_train_from_supernet_starts_from_the_inherited_weights(tmp_path):
+    """`vitsearch train --from-supernet` with a supernet trained at the identity profile (full widths)."""
+    identity = ["--width-mult", 1, "--target-img-size", 32, "--input-size", 32]
+    arch, trained = _supernet_then_train(tmp_path, identity, 32)
+    _assert_inherited(trained, load_supernet(tmp_path / "ckpt").extract(arch).state_dict())
+
+
+def test_train_from_supernet_at_a_proxy_profile(tmp_path):
+    """A supernet at the default proxy profile (x0.25 widths, 224 px target, 32 px input) trains its path."""
+    arch, trained = _supernet_then_train(tmp_path, [], 224)
     supernet = load_supernet(tmp_path / "ckpt")
     path = supernet.adapt(arch)
     assert ArchConfig.load(tmp_path / "train" / "arch.yaml") == path
-    inherited = supernet.extract(path, adapted=True).state_dict()
-    trained = load_file(tmp_path / "train" / "model.safetensors")
-    assert trained and set(trained) <= set(inherited)
-    for key, value in trained.items():
-        torch.testing.assert_close(value, inherited[key], msg=key)
+    _assert_inherited(trained, supernet.extract(path, adapted=True).state_dict())

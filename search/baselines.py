@@ -1,0 +1,201 @@
+"""Hand-designed baselines, scored in every run with the search's own evaluator.
+
+The one question a user of a NAS tool asks is "is this better than what I would have built by
+hand?". So every ``vitsearch run`` also scores:
+
+- each family (DeiT, PoolFormer, SCHEMEformer) **scaled to the budget**: the member of a grid of
+  width and depth multipliers with the most FLOPs within the budget (ties: the depth multiplier
+  nearest 1), widths rounded to the family's head dimension or channel quantum;
+- the **unscaled presets** that fit the budget (``deit_tiny``, ``poolformer_s12``,
+  ``schemeformer_ppaa_s12``, ``psvit_tiny``, ``deit_small``).
+
+Baselines are recorded in the study as study attributes (``baseline:<name>``), not as trials:
+they do not count towards ``--trials``, do not teach the sampler and are not on the searched
+front. A resumed run re-scores only what is missing or was scored with other settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from vitsearch.evaluators.base import EvaluationFailed
+from vitsearch.evaluators.complexity import analytic_flops
+from vitsearch.space import ArchConfig, MixerConfig, get_preset
+from vitsearch.space.presets import POOL, metaformer, vit
+
+from .results import describe
+
+if TYPE_CHECKING:
+    import optuna
+
+    from .driver import SearchConfig
+
+ATTR_PREFIX = "baseline:"
+PRESETS = ("deit_tiny", "deit_small", "poolformer_s12", "schemeformer_ppaa_s12", "psvit_tiny")
+WIDTH_MULTS = (0.5, 0.625, 0.75, 0.875, 1.0, 1.25, 1.5, 1.75, 2.0)
+DEPTH_MULTS = (0.5, 0.75, 1.0, 1.25, 1.5)
+METAFORMER_DEPTHS, METAFORMER_WIDTHS = (2, 2, 6, 2), (64, 128, 320, 512)  # PoolFormer-S12's macro design
+
+
+def _round(value: float, quantum: int) -> int:
+    return max(quantum, round(value / quantum) * quantum)
+
+
+def _deit(width_mult: float, depth_mult: float) -> ArchConfig:
+    width = _round(192 * width_mult, 64)  # head dim 64, as DeiT
+    return vit(width, max(1, round(12 * depth_mult)), width // 64)
+
+
+def _metaformer_dims(width_mult: float, depth_mult: float, quantum: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    depths = tuple(max(1, round(d * depth_mult)) for d in METAFORMER_DEPTHS)
+    return depths, tuple(_round(w * width_mult, quantum) for w in METAFORMER_WIDTHS)
+
+
+def _poolformer(width_mult: float, depth_mult: float) -> ArchConfig:
+    depths, widths = _metaformer_dims(width_mult, depth_mult, 16)
+    return metaformer(depths, widths, (POOL,) * 4)
+
+
+def _schemeformer(width_mult: float, depth_mult: float) -> ArchConfig:
+    depths, widths = _metaformer_dims(width_mult, depth_mult, 32)  # attention head dim 32, as SCHEMEformer
+    attention = tuple(MixerConfig(type="attention", heads=w // 32, options=(("qkv_bias", False),)) for w in widths[2:])
+    return metaformer(depths, widths, (POOL, POOL, *attention), 8.0, mlp_groups=4, cca=True)
+
+
+FAMILIES: dict[str, Callable[[float, float], ArchConfig]] = {
+    "deit": _deit,
+    "poolformer": _poolformer,
+    "schemeformer": _schemeformer,
+}
+
+
+def scaled_to_budget(
+    family: Callable[[float, float], ArchConfig], budget: int, img_size: int, num_classes: int
+) -> ArchConfig | None:
+    """The grid member with the most FLOPs within ``budget`` (ties: depth multiplier nearest 1)."""
+    best: tuple[int, float] | None = None
+    chosen = None
+    for wm in WIDTH_MULTS:
+        for dm in DEPTH_MULTS:
+            arch = family(wm, dm)
+            flops = analytic_flops(arch, img_size, num_classes=num_classes)
+            key = (flops, -abs(math.log(dm)))
+            if flops <= budget and (best is None or key > best):
+                best, chosen = key, arch
+    return chosen
+
+
+def budget_baselines(budget: int, img_size: int = 224, num_classes: int = 1000) -> dict[str, ArchConfig]:
+    """Name -> architecture of every baseline of a run (one entry per distinct architecture)."""
+    found: dict[str, ArchConfig] = {}
+    digests: set[str] = set()
+    for name in PRESETS:
+        arch = get_preset(name)
+        if analytic_flops(arch, img_size, num_classes=num_classes) <= budget:
+            found[name] = arch
+            digests.add(arch.digest())
+    for family, build in FAMILIES.items():
+        arch = scaled_to_budget(build, budget, img_size, num_classes)
+        if arch is not None and arch.digest() not in digests:
+            found[f"{family}@{budget / 1e9:g}G"] = arch
+            digests.add(arch.digest())
+    return found
+
+
+def score_baselines(
+    config: SearchConfig, study: optuna.Study, on_baseline: Callable[[str, dict[str, Any]], None] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Score every baseline not yet in ``study`` with these evaluator settings; record each as it finishes."""
+    settings = json.loads(json.dumps(config.evaluator.settings(), default=str))
+    records = {}
+    for name, arch in budget_baselines(config.budget, config.img_size, config.num_classes).items():
+        key = ATTR_PREFIX + name
+        record = study.user_attrs.get(key)
+        if record is None or record.get("digest") != arch.digest() or record.get("evaluator_settings") != settings:
+            record = _score(config, arch, settings)
+            study.set_user_attr(key, record)
+            if on_baseline is not None:
+                on_baseline(name, record)
+        records[name] = record
+    return records
+
+
+def _score(config: SearchConfig, arch: ArchConfig, settings: dict[str, Any]) -> dict[str, Any]:
+    from .driver import count_params_fast
+
+    record: dict[str, Any] = {
+        "arch": arch.to_dict(),
+        "digest": arch.digest(),
+        "flops": analytic_flops(arch, config.img_size, config.in_chans, config.num_classes),
+        "params": count_params_fast(arch, config.img_size, config.in_chans, config.num_classes),
+        "evaluator": config.evaluator.name,
+        "evaluator_settings": settings,
+    }
+    started = time.monotonic()
+    try:
+        record["score"] = float(config.evaluator.evaluate(arch, None)["score"])
+        record["state"] = "COMPLETE"
+    except EvaluationFailed as err:
+        record["state"], record["fail_reason"] = "FAIL", err.reason
+    except Exception as err:  # noqa: BLE001 - a baseline the evaluator cannot score is reported, not fatal
+        record["state"], record["fail_reason"] = "FAIL", f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
+    record["seconds"] = time.monotonic() - started
+    return record
+
+
+def baselines_frame(study: optuna.Study) -> pd.DataFrame:
+    """One row per recorded baseline: name, state, score, FLOPs, params, the architecture in words."""
+    rows = []
+    for key, record in sorted(study.user_attrs.items()):
+        if not key.startswith(ATTR_PREFIX):
+            continue
+        rows.append(
+            {
+                "baseline": key[len(ATTR_PREFIX) :],
+                "state": record.get("state"),
+                "score": record.get("score"),
+                "gflops": record["flops"] / 1e9,
+                "flops": record["flops"],
+                "params": record["params"],
+                "architecture": describe(ArchConfig.from_dict(record["arch"])),
+                "seconds": record.get("seconds"),
+                "fail_reason": record.get("fail_reason"),
+            }
+        )
+    columns = ["baseline", "state", "score", "gflops", "flops", "params", "architecture", "seconds", "fail_reason"]
+    return pd.DataFrame(rows, columns=columns).sort_values("flops", ignore_index=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """How the best found architecture compares with the baselines at equal or lower FLOPs."""
+
+    beaten: pd.DataFrame  # baselines with at least its FLOPs and a lower score
+    unbeaten: pd.DataFrame  # scored baselines it does not beat
+
+    def line(self, score: float, flops: int) -> str:
+        head = f"best found (score {score:.4f}, {flops / 1e9:.3f} GFLOPs)"
+        if self.beaten.empty and self.unbeaten.empty:
+            return f"{head}: no baseline was scored"
+        if self.beaten.empty:
+            top = self.unbeaten.sort_values("score", ascending=False).iloc[0]
+            return (
+                f"{head} beats none of the {len(self.unbeaten)} hand-designed baselines at equal or lower FLOPs; "
+                f"the strongest, {top['baseline']}, scores {top['score']:.4f} at {top['gflops']:.3f} GFLOPs"
+            )
+        names = ", ".join(f"{r.baseline} ({r.score:.4f} at {r.gflops:.3f} GFLOPs)" for r in self.beaten.itertuples())
+        return f"{head} beats {len(self.beaten)} of {len(self.beaten) + len(self.unbeaten)} baselines: {names}"
+
+
+def verdict(baselines: pd.DataFrame, score: float, flops: int) -> Verdict:
+    """Beaten: a baseline that needs at least ``flops`` and scores less than ``score``."""
+    scored = baselines[baselines["state"] == "COMPLETE"]
+    beaten = scored[(scored["flops"] >= flops) & (scored["score"] < score)]
+    return Verdict(beaten, scored.drop(index=beaten.index))
