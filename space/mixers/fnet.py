@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -9,6 +10,48 @@ import torch
 from ..config import MixerConfig
 from ..layers import ForwardContext, Mixer, TokenGrid
 from ..registry import register_mixer
+
+
+@functools.lru_cache(maxsize=32)
+def _dft_matrices(size: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``Cos`` and ``Sin``, ``(size, size)``: ``cos`` and ``sin`` of ``2 pi k n / size``.
+
+    The angle is reduced exactly (``k n mod size``, in integers) and evaluated in float64, then
+    rounded once to ``dtype``, so the matrices are as exact as ``dtype`` allows at any size.
+    """
+    k = torch.arange(size, dtype=torch.int64)
+    angle = torch.outer(k, k).remainder(size).to(torch.float64) * (2 * math.pi / size)
+    return torch.cos(angle).to(dtype), torch.sin(angle).to(dtype)
+
+
+@functools.lru_cache(maxsize=32)
+def _mirror_index(size: int) -> torch.Tensor:
+    """For each of ``size`` frequencies, its row in ``[U; V]`` (``2h`` rows, ``h = size // 2 + 1``).
+
+    Frequency ``k < h`` is row ``k`` of ``U``; frequency ``k >= h`` is ``size - k`` of ``V``, row ``h + size - k``.
+    """
+    half = size // 2 + 1
+    return torch.tensor([k if k < half else half + size - k for k in range(size)], dtype=torch.int64)
+
+
+def real_dft2_matmul(x: torch.Tensor) -> torch.Tensor:
+    """``Re(F_N X F_C)`` of ``(B, N, C)`` by real matrix products: FNet's deployed (ONNX) form.
+
+    With ``F = Cos - i Sin`` (symmetric DFT matrices), ``Re(F_N X F_C) = Cos_N X Cos_C -
+    Sin_N X Sin_C``. ``Cos`` is even and ``Sin`` odd in the frequency ``k``, so only the first
+    ``h = N // 2 + 1`` token frequencies are multiplied out: ``P = Cos_N[:h] (X Cos_C)``,
+    ``Q = Sin_N[:h] (X Sin_C)``; frequency ``k < h`` is ``P - Q`` at ``k`` and ``k >= h`` is
+    ``P + Q`` at ``N - k``, one row gather. ``2 N C^2 + 2 h N C`` multiply-adds (about
+    ``2 N C^2 + N^2 C``); the same mirror on the channel axis would halve the first term but
+    needs a gather along the last axis, which cost onnxruntime more than it saved at 197 tokens.
+    """
+    n, c = x.shape[-2:]
+    half = n // 2 + 1
+    cos_n, sin_n = (t[:half].to(x.device) for t in _dft_matrices(n, x.dtype))
+    cos_c, sin_c = (t.to(x.device) for t in _dft_matrices(c, x.dtype))
+    p = cos_n @ (x @ cos_c)  # (B, h, C)
+    q = sin_n @ (x @ sin_c)
+    return torch.cat([p - q, p + q], dim=-2).index_select(-2, _mirror_index(n).to(x.device))
 
 
 @register_mixer("fnet")
@@ -20,8 +63,22 @@ class FNet(Mixer):
     real part. No parameters, no normalisation: the output grows like ``sqrt(N C)`` and the
     block's pre-norm of the next sublayer absorbs it, as in ViX's FNet.
 
-    Counted as ``N log2 N`` per transformed line (``fft_flops`` in
-    ``evaluators/complexity.py``): ``C`` lines of length ``N`` and ``N`` lines of length ``C``.
+    Kernels, one function (outputs equal within float32 rounding, tested): torch runs the FFT,
+    which measured as fast as or faster than every real-matmul form on the CPU at every shape
+    tried (``studies/flops_to_time.md``; 50 to 1,025 tokens); the ONNX export runs
+    ``real_dft2_matmul`` (DFT matrices as constants, four ``MatMul``s), because onnxruntime's
+    ``DFT`` op runs at 0.1 GFLOP/s (8.8 ms at 197 tokens, against under 1 ms for the matmuls).
+    The FNet paper itself computes its DFT with matrices on TPUs for short sequences.
+
+    FLOPs: counted as the transform, ``N log2 N`` per transformed line (``fft_flops`` in
+    ``evaluators/complexity.py``): ``C`` lines of length ``N`` and ``N`` lines of length ``C``,
+    whichever kernel runs, not as the deployed matmuls (``2 N C^2 + N^2 C``, ~50x more at 197
+    tokens). The count is what the budget check uses before any model exists, so it cannot
+    depend on the backend a model is later deployed to (torch's FFT and the ONNX matmuls would
+    give two counts for one architecture), and it keeps the convention every recorded FNet
+    count (presets, studies) was made under. The price: FNet's FLOPs understate its time, the
+    lowest FLOPs-to-time ratio in the table; a latency objective, not the FLOP count, ranks it.
+
     Half-precision inputs are transformed in float32 (CPU FFTs have no half kernels and cuFFT
     only power-of-two half sizes); deviation from the paper: none.
     """
@@ -39,6 +96,8 @@ class FNet(Mixer):
         return int(sum(n * dim * math.log2(size) for size in (n, dim) if size > 1))
 
     def forward(self, x: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
+        if torch.onnx.is_in_onnx_export():
+            return real_dft2_matmul(x)
         if x.dtype in (torch.float16, torch.bfloat16):
             return torch.fft.fft2(x.float(), dim=(-2, -1)).real.to(x.dtype)
         return torch.fft.fft2(x, dim=(-2, -1)).real
