@@ -27,9 +27,17 @@ Deviations from the official code, all deliberate:
   transpose (it scrambles channels and positions); here it is the true transpose, i.e. the
   covariance the paper writes. The cls token, where the model has one, is one more row of X.
 - Weights are stored once, as ``(out, in/G)`` (the grouped-conv layout without the kernel
-  dims), and the MLP runs either as grouped 1x1 convolutions or as one batched matmul over
-  the groups; ``studies/bench_block_diagonal_mlp.py`` measured both and ``DEFAULT_FORM`` is
-  the faster (both are numerically the same function).
+  dims), and the MLP runs as grouped 1x1 convolutions, one batched matmul over the groups, or
+  ``G`` separate linears on the channel groups (``split``); all are the same function and the
+  same FLOPs. Training uses ``DEFAULT_FORM`` (``studies/bench_block_diagonal_mlp.py``,
+  forward+backward); the deployed model (``reparameterize()``) uses ``auto``, which picks per
+  shape and backend what ``studies/bench_flops_to_time.py`` measured fastest for inference:
+  ``split`` in the ONNX export (onnxruntime ran it 1.2-4x faster than the batched ``MatMul`` and
+  the grouped ``Conv`` at G = 2-8, 197 and 785 tokens) and in torch from ``G >= 8`` (1.3-2x
+  faster at 197 and 785 tokens), ``bmm`` below (a tie with ``split`` within the noise).
+  A dense matmul on the zero-filled block-diagonal weight was never faster: it does ``G``
+  times the multiply-adds, and even at ``G = 2`` the grouped kernels ran at more than half
+  of dense GFLOP/s; it is measured, not offered.
 """
 
 from __future__ import annotations
@@ -42,10 +50,12 @@ from torch import nn
 
 from .layers import Mlp
 
-FORMS = ("conv", "bmm")
+FORMS = ("conv", "bmm", "split", "auto")
 # Chosen by studies/bench_block_diagonal_mlp.py (CPU, fp32, forward+backward and inference,
 # d in {64, 128, 320, 512}, G in {2, 4, 8}, 49..3136 tokens): see the table in that script's docstring.
 DEFAULT_FORM = "bmm"
+# The deployed form's rule (``auto``), from studies/bench_flops_to_time.py's kernel table.
+SPLIT_FROM_GROUPS = 8  # torch: G separate linears from this many groups, one bmm below
 
 
 class BlockDiagonalLinear(nn.Module):
@@ -86,9 +96,11 @@ class BlockDiagonalMlp(nn.Module):
         dim: input and output width ``d``.
         hidden: hidden width ``E*d``.
         groups: diagonal blocks ``G``; must divide ``dim`` and ``hidden``.
-        form: ``"conv"`` (grouped 1x1 ``conv1d`` on the ``(B, C, N)`` view) or ``"bmm"`` (one
-            batched matmul over the groups, group-major ``(G, B*N, d/G)`` between the layers).
-            Same parameters, same function; ``form`` may be changed at any time.
+        form: ``"conv"`` (grouped 1x1 ``conv1d`` on the ``(B, C, N)`` view), ``"bmm"`` (one
+            batched matmul over the groups, group-major ``(G, B*N, d/G)`` between the layers),
+            ``"split"`` (``G`` linears on the channel groups, concatenated) or ``"auto"`` (the
+            deployed form's per-shape choice, ``kernel()``). Same parameters, same function;
+            ``form`` may be changed at any time.
     """
 
     def __init__(self, dim: int, hidden: int, groups: int, form: str = DEFAULT_FORM):
@@ -100,8 +112,31 @@ class BlockDiagonalMlp(nn.Module):
         self.act = nn.GELU()
         self.fc2 = BlockDiagonalLinear(hidden, dim, groups)
 
+    def kernel(self) -> str:
+        """The form that runs now: ``form``, or for ``auto`` the measured choice for this shape and backend."""
+        if self.form != "auto":
+            return self.form
+        if torch.onnx.is_in_onnx_export() or self.groups >= SPLIT_FROM_GROUPS:
+            return "split"
+        return "bmm"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._forward_conv(x) if self.form == "conv" else self._forward_bmm(x)
+        kernel = self.kernel()
+        if kernel == "conv":
+            return self._forward_conv(x)
+        return self._forward_split(x) if kernel == "split" else self._forward_bmm(x)
+
+    def reparameterize(self) -> BlockDiagonalMlp:
+        """The deployed form: the same module and weights, kernel chosen per shape (``auto``)."""
+        self.form = "auto"
+        return self
+
+    def _forward_split(self, x: torch.Tensor) -> torch.Tensor:
+        g = self.groups
+        w1, b1 = self.fc1.weight.chunk(g), self.fc1.bias.chunk(g)  # row blocks: contiguous views
+        w2, b2 = self.fc2.weight.chunk(g), self.fc2.bias.chunk(g)
+        parts = x.chunk(g, dim=-1)
+        return torch.cat([F.linear(self.act(F.linear(parts[i], w1[i], b1[i])), w2[i], b2[i]) for i in range(g)], -1)
 
     def _forward_conv(self, x: torch.Tensor) -> torch.Tensor:
         g = self.groups

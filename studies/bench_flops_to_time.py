@@ -13,6 +13,12 @@ the convention of ``vitsearch flops``, equal to fvcore's count).
 - **Block-diagonal MLP** (SCHEME): width 192 with ``G = 1, 2, 4, 8`` groups and expansion
   ``E = 2G``, so every row has the same FLOPs (``2 E d^2 / G = 4 d^2`` per token) but a
   ``G``-times wider hidden layer: equal budget, more capacity. ``G = 1`` is timm's dense ``Mlp``.
+  Timed in the deployed form (``reparameterize()``: kernel ``auto``).
+- **Kernels** (the measurements behind the deployed forms): the block-diagonal MLP's exact
+  kernels (``bmm``, grouped ``conv``, ``split`` per-group linears, and ``dense`` on the
+  zero-filled block-diagonal weight, which does ``G`` times the multiply-adds) and FNet's (the
+  FFT and ``real_dft2_matmul``), at the rows' shapes, in both backends, GFLOP/s by the counted
+  FLOPs. ``--no-kernels`` skips them.
 
 Usage::
 
@@ -32,6 +38,8 @@ from torch import nn
 from vitsearch.evaluators.latency import measure_module_latency
 from vitsearch.space import BlockConfig, ForwardContext, MixerConfig, TokenGrid, get_mixer, list_mixers
 from vitsearch.space.layers import Mlp, make_mlp
+from vitsearch.space.mixers.fnet import real_dft2_matmul
+from vitsearch.space.scheme import BlockDiagonalMlp
 
 WIDTH, HEADS = 192, 3
 GRIDS = (14, 28)  # token grid sides: 197 and 785 tokens with the cls token
@@ -57,6 +65,61 @@ class MixerOnly(nn.Module):
         return get_mixer(self.cfg.type).flops(WIDTH, self.cfg, self.grid)
 
 
+class Fn(nn.Module):
+    """A function as a module (kernel rows)."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+class DenseBlockDiagonal(nn.Module):
+    """The block-diagonal MLP as dense linears on its zero-filled block-diagonal weights."""
+
+    def __init__(self, mlp: BlockDiagonalMlp):
+        super().__init__()
+        g = mlp.groups
+        self.fc1, self.fc2 = nn.Linear(mlp.dim, mlp.hidden), nn.Linear(mlp.hidden, mlp.dim)
+        with torch.no_grad():
+            for dense, layer in ((self.fc1, mlp.fc1), (self.fc2, mlp.fc2)):
+                blocks = layer.weight.view(g, layer.out_features // g, layer.in_features // g)
+                dense.weight.copy_(torch.block_diag(*blocks))
+                dense.bias.copy_(layer.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(nn.functional.gelu(self.fc1(x)))
+
+
+def kernel_rows(threads: int, repeats: int) -> list[str]:
+    lines = ["| kernel | tokens | MFLOPs | torch ms | onnxruntime ms | torch GFLOP/s | onnxruntime GFLOP/s |"]
+    lines.append("|---|---:|---:|---:|---:|---:|---:|")
+    for side in GRIDS:
+        grid = TokenGrid(side, side, 1)
+        fnet = MixerOnly("fnet", grid).flops()
+        forms = {"fnet fft2": Fn(lambda x: torch.fft.fft2(x).real), "fnet real_dft2_matmul": Fn(real_dft2_matmul)}
+        for groups in MLP_GROUPS[1:]:
+            torch.manual_seed(0)
+            mlp = BlockDiagonalMlp(WIDTH, 2 * groups * WIDTH, groups).eval()
+            for form in ("bmm", "conv", "split"):
+                forms[f"G={groups} {form}"] = (
+                    mlp if form == "bmm" else BlockDiagonalMlp(WIDTH, mlp.hidden, groups, form)
+                )
+                forms[f"G={groups} {form}"].load_state_dict(mlp.state_dict())
+            forms[f"G={groups} dense (zero-filled)"] = DenseBlockDiagonal(mlp)
+        for label, module in forms.items():
+            flops = fnet if label.startswith("fnet") else Mlp.flops(WIDTH, BlockConfig(mlp_ratio=4.0), grid.tokens)
+            t_ms, o_ms = measure(module.eval(), grid.tokens, threads, repeats)
+            lines.append(
+                f"| {label} | {grid.tokens} | {flops / 1e6:.1f} | {t_ms:.3f} | {o_ms:.3f} "
+                f"| {gflops_per_s(flops, t_ms)} | {gflops_per_s(flops, o_ms)} |"
+            )
+            print(lines[-1], flush=True)
+    return lines
+
+
 def measure(module: nn.Module, tokens: int, threads: int, repeats: int) -> tuple[float, float]:
     x = torch.randn(1, tokens, WIDTH, generator=torch.Generator().manual_seed(0))
     return tuple(
@@ -74,6 +137,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=25)
     parser.add_argument("--out", type=Path, default=Path("studies/flops_to_time.md"))
+    parser.add_argument("--no-kernels", action="store_true", help="skip the kernel comparison table")
     args = parser.parse_args()
     torch.manual_seed(0)
     started = time.time()
@@ -98,6 +162,7 @@ def main() -> None:
         for groups in MLP_GROUPS:
             cfg = BlockConfig(mlp_ratio=2.0 * groups, mlp_groups=groups)
             module = make_mlp(WIDTH, cfg)
+            module = module.reparameterize() if hasattr(module, "reparameterize") else module  # deployed form
             flops = Mlp.flops(WIDTH, cfg, tokens)
             t_ms, o_ms = measure(module, tokens, args.threads, args.repeats)
             lines.append(
@@ -105,6 +170,9 @@ def main() -> None:
                 f"| {gflops_per_s(flops, t_ms)} | {gflops_per_s(flops, o_ms)} |"
             )
             print(lines[-1], flush=True)
+
+    if not args.no_kernels:
+        lines += ["", *kernel_rows(args.threads, args.repeats)]
 
     import onnxruntime
 

@@ -87,3 +87,47 @@ def test_pool_channels_last_equals_the_nchw_form(batch, side, prefix, size):
     x.requires_grad_(True)
     mixer(x, ForwardContext(grid=grid)).square().sum().backward()
     assert torch.isfinite(x.grad).all()
+
+
+# --- Block-diagonal MLP: the deployed form picks its kernel per shape and backend ---------------
+
+
+def test_deployed_block_diagonal_mlp_keeps_weights_outputs_and_flops():
+    from vitsearch.evaluators.complexity import analytic_flops, count_flops
+    from vitsearch.space import ArchConfig, BlockConfig, StageConfig, StemConfig, build_model
+    from vitsearch.space.scheme import BlockDiagonalMlp
+
+    blocks = tuple(
+        BlockConfig(mixer=MixerConfig(type="attention", heads=2), mlp_ratio=2.0 * g, mlp_groups=g, cca=g == 8)
+        for g in (2, 4, 8)
+    )
+    arch = ArchConfig(stages=(StageConfig(width=64, blocks=blocks),), stem=StemConfig(patch_size=8))
+    model = build_model(arch, img_size=32).eval()
+    deployed = model.reparameterize()
+    mlps = [m for m in deployed.modules() if isinstance(m, BlockDiagonalMlp)]
+    assert [m.form for m in mlps] == ["auto"] * 3 and [m.kernel() for m in mlps] == ["bmm", "bmm", "split"]
+    assert all(m.form != "auto" for m in model.modules() if isinstance(m, BlockDiagonalMlp))  # training form kept
+    trained = {k: v.shape for k, v in model.state_dict().items() if ".mlp." in k and "theta" not in k}
+    assert {k.replace(".mlp.mlp.", ".mlp."): v for k, v in trained.items()} == {
+        k: v.shape for k, v in deployed.state_dict().items() if ".mlp." in k
+    }
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(deployed(x), model(x), rtol=1e-5, atol=1e-5)
+    assert count_flops(deployed, img_size=32) == analytic_flops(arch, img_size=32)
+
+
+@pytest.mark.parametrize("groups", [2, 8])
+def test_block_diagonal_mlp_exports_split_and_matches_in_onnxruntime(tmp_path, groups):
+    import onnx
+
+    from vitsearch.space.scheme import BlockDiagonalMlp
+
+    mlp = BlockDiagonalMlp(64, 64 * 2 * groups, groups).reparameterize().eval()
+    x = torch.randn(2, 17, 64)
+    path = export_onnx_module(mlp, x[:1], tmp_path / "mlp.onnx")
+    matmuls = [n for n in onnx.load(str(path)).graph.node if n.op_type in ("MatMul", "Gemm")]
+    assert len(matmuls) == 2 * groups  # one linear per group and layer: the split kernel
+    (out,) = onnx_session(path).run(None, {"images": x.numpy()})
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(out), mlp(x), rtol=1e-5, atol=1e-5)

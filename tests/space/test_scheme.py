@@ -14,6 +14,7 @@ from vitsearch.space import ArchConfig, BlockConfig, ConfigError, MixerConfig, S
 from vitsearch.space.layers import Mlp
 from vitsearch.space.scheme import (
     DEFAULT_FORM,
+    FORMS,
     BlockDiagonalLinear,
     BlockDiagonalMlp,
     CcaMlp,
@@ -45,7 +46,7 @@ def test_both_forms_equal_the_block_diagonal_matrices(groups):
         nn.init.normal_(p, std=0.3)
     x = torch.randn(2, 17, 64, dtype=torch.float64)
     want = reference_mlp(mlp, x)
-    for form in ("conv", "bmm"):
+    for form in FORMS:
         mlp.form = form
         torch.testing.assert_close(mlp(x), want, rtol=0, atol=1e-12)
     torch.testing.assert_close(mlp.fc1(x), x @ dense_block_diagonal(mlp.fc1).T + mlp.fc1.bias, rtol=0, atol=1e-12)
@@ -65,18 +66,19 @@ def test_gradients_equal_across_forms():
     mlp = BlockDiagonalMlp(64, 256, 4).double()
     x = torch.randn(2, 9, 64, dtype=torch.float64, requires_grad=True)
     grads = {}
-    for form in ("conv", "bmm"):
+    for form in FORMS:
         mlp.form = form
         mlp.zero_grad()
         x.grad = None
         mlp(x).square().sum().backward()
         grads[form] = [x.grad.clone()] + [p.grad.clone() for p in mlp.parameters()]
         assert all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads[form])
-    for a, b in zip(grads["conv"], grads["bmm"], strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+    for form in FORMS[1:]:
+        for a, b in zip(grads[FORMS[0]], grads[form], strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("form", ["conv", "bmm"])
+@pytest.mark.parametrize("form", ["conv", "bmm", "split", "auto"])
 @pytest.mark.parametrize("groups", [2, 4, 8])
 def test_fvcore_counts_exactly_the_block_diagonal_cost(form, groups):
     n, d, hidden = 17, 64, 256
