@@ -3,8 +3,9 @@
 Objectives: accuracy (maximise) and FLOPs of the target profile (minimise), optionally
 params. A candidate over budget is rejected by ``analytic_flops`` before anything is built;
 its trial carries a positive constraint value so TPE / NSGA-II learn to avoid the region
-(Optuna's ``constraints_func``). ``--trials`` counts evaluated architectures; rejected and
-duplicate samples are recorded but cost nothing and do not count.
+(``Trial.set_constraint``, which Optuna 5 samplers read; it replaced ``constraints_func``).
+``--trials`` counts evaluated architectures; rejected and duplicate samples are recorded but
+cost nothing and do not count.
 
 Optuna does not prune multi-objective trials, so a training evaluator reports its
 per-epoch accuracy to a *shadow* single-objective study (``<study>:pruning``, same storage)
@@ -35,11 +36,9 @@ from . import workers as shared_study
 
 SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
     # TPE: multivariate over the conditional per-layer choices, constant liar for parallel workers.
-    "tpe": lambda seed, constraints: optuna.samplers.TPESampler(
-        seed=seed, multivariate=True, group=True, constant_liar=True, constraints_func=constraints
-    ),
-    "nsga2": lambda seed, constraints: optuna.samplers.NSGAIISampler(seed=seed, constraints_func=constraints),
-    "random": lambda seed, constraints: optuna.samplers.RandomSampler(seed=seed),
+    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True),
+    "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed),
+    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
 }
 
 MAX_REJECTED_PER_EVALUATION = 200  # give up when the sampler cannot find in-budget candidates
@@ -50,12 +49,14 @@ def make_sampler(name: str, seed: int | None = None) -> optuna.samplers.BaseSamp
         factory = SAMPLERS[name]
     except KeyError:
         raise ValueError(f"--sampler: unknown {name!r} (choose from {', '.join(SAMPLERS)})") from None
-    return factory(seed, constraint_values)
+    return factory(seed)
 
 
-def constraint_values(trial: optuna.trial.FrozenTrial) -> list[float]:
-    """<= 0 means feasible: FLOPs over budget, params over the cap (relative)."""
-    return list(trial.user_attrs.get("record", {}).get("constraint", [0.0]))
+def set_constraints(trial: optuna.Trial, over: list[float], config: SearchConfig) -> None:
+    """Tell the sampler how far over each cap the trial is (relative; <= 0 is feasible)."""
+    names = ["flops"] + (["params"] if config.max_params is not None else []) + ["latency"]
+    for name, value in zip(names, over, strict=False):  # latency only when measured against a cap
+        trial.set_constraint(name, value)
 
 
 @dataclass
@@ -386,6 +387,7 @@ def _run_trial(ctx: _Worker, trial: optuna.Trial) -> TrialOutcome:
             **_latency_record(ctx.gate, latency_ms),
         },
     )
+    set_constraints(trial, over, config)
     objectives = [flops] + ([params] if config.params_objective else [])
     if config.latency_objective:  # unmeasured (rejected by FLOPs): worst possible, and infeasible anyway
         objectives.append(latency_ms if latency_ms is not None else math.inf)

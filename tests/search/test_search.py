@@ -10,7 +10,7 @@ from conftest import TOY_SPACE, CountingEvaluator
 
 from vitsearch.evaluators.complexity import analytic_flops, count_flops
 from vitsearch.search.budget import parse_flops, parse_params
-from vitsearch.search.driver import SearchConfig, run_search
+from vitsearch.search.driver import SearchConfig, make_sampler, run_search
 from vitsearch.search.live import write_outputs
 from vitsearch.search.plots import _get_history_info, _get_pareto_info, hypervolume_2d
 from vitsearch.search.results import pareto_frame, trials_frame
@@ -206,3 +206,50 @@ def test_pareto_pruning_saves_trials_and_keeps_the_front(toy_space):
     states = trials_frame(pruned)["state"]
     assert (states == "PRUNED").any(), "some sampled trial should be dominated early"
     assert front(pruned) == front(full)
+
+
+WIDE_SPACE = {
+    "name": "wide",
+    "stem": {"patch_size": 16},
+    "stages": [
+        {
+            "width": [32, 64, 96, 128, 160, 192, 224, 256],
+            "depth": [1, 2, 3, 4],
+            "layer": {"mixer": ["attention"], "head_dim": [32], "mlp_ratio": [1, 2, 3, 4]},
+        }
+    ],
+}
+
+
+def test_samplers_are_built_without_deprecated_arguments():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # Optuna 5 deprecates constraints_func
+        for name in ("tpe", "nsga2", "random"):
+            make_sampler(name, 0)
+
+
+def test_constraints_are_set_on_every_sampled_trial(toy_space):
+    config = SearchConfig(space=toy_space, evaluator=CountingEvaluator(), budget=int(40e6), trials=4, sampler="random")
+    study = run_search(config).study
+    for trial in study.get_trials():
+        over = trial.user_attrs["record"]["constraint"]
+        assert trial.constraints == {"flops": over[0]}
+        assert (over[0] > 0) == bool(trial.user_attrs["result"].get("over_budget"))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_tpe_and_nsga2_learn_to_avoid_the_over_budget_region(seed):
+    # Width x depth x MLP ratio, where about 60% of random samples exceed the budget: after the
+    # start-up, both model-based samplers draw fewer over-budget candidates than random does.
+    space = SearchSpace.from_dict(WIDE_SPACE)
+    late_share = {}
+    for sampler in ("random", "tpe", "nsga2"):
+        config = SearchConfig(
+            space=space, evaluator=CountingEvaluator(), budget=int(60e6), trials=40, sampler=sampler, seed=seed
+        )
+        over = ~trials_frame(run_search(config).study)["within_budget"]
+        late_share[sampler] = over[len(over) // 2 :].mean()
+    assert late_share["tpe"] < late_share["random"] - 0.1, late_share
+    assert late_share["nsga2"] < late_share["random"] - 0.05, late_share
