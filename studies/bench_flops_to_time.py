@@ -110,7 +110,9 @@ def kernel_rows(threads: int, repeats: int) -> list[str]:
                 forms[f"G={groups} {form}"].load_state_dict(mlp.state_dict())
             forms[f"G={groups} dense (zero-filled)"] = DenseBlockDiagonal(mlp)
         for label, module in forms.items():
-            flops = fnet if label.startswith("fnet") else Mlp.flops(WIDTH, BlockConfig(mlp_ratio=4.0), grid.tokens)
+            flops = (
+                fnet if label.startswith("fnet") else Mlp.flops(WIDTH, BlockConfig(mlp_ratio=2.0), grid.tokens)
+            )  # = 2 E d^2 / G
             t_ms, o_ms = measure(module.eval(), grid.tokens, threads, repeats)
             lines.append(
                 f"| {label} | {grid.tokens} | {flops / 1e6:.1f} | {t_ms:.3f} | {o_ms:.3f} "

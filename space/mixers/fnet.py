@@ -45,7 +45,7 @@ def real_dft2_matmul(x: torch.Tensor) -> torch.Tensor:
     ``2 N C^2 + N^2 C``); the same mirror on the channel axis would halve the first term but
     needs a gather along the last axis, which cost onnxruntime more than it saved at 197 tokens.
     """
-    n, c = x.shape[-2:]
+    n, c = (int(size) for size in x.shape[-2:])  # Python ints: constant matrices in a traced graph
     half = n // 2 + 1
     cos_n, sin_n = (t[:half].to(x.device) for t in _dft_matrices(n, x.dtype))
     cos_c, sin_c = (t.to(x.device) for t in _dft_matrices(c, x.dtype))

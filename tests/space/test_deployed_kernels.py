@@ -51,7 +51,7 @@ def test_fnet_exports_as_matmuls_and_matches_the_fft_in_onnxruntime(tmp_path):
     x = torch.randn(2, grid.tokens, dim, generator=torch.Generator().manual_seed(0))
     path = export_onnx_module(module, x[:1], tmp_path / "fnet.onnx")
     ops = {node.op_type for node in onnx.load(str(path)).graph.node}
-    assert "DFT" not in ops and "MatMul" in ops
+    assert not ops & {"DFT", "Cos", "Sin", "Range"} and "MatMul" in ops  # the DFT matrices are constants
     (out,) = onnx_session(path).run(None, {"images": x.numpy()})
     want = torch.fft.fft2(x.double()).real
     assert (torch.from_numpy(out).double() - want).abs().max() <= FNET_RTOL * want.abs().max()
