@@ -33,13 +33,16 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def scores(rows: list[dict[str, str]], label: str, seed: int = 0) -> dict[str, float]:
-    """``arch_id -> score`` of the finished, successful rows of one label and seed."""
-    return {
-        r["arch_id"]: float(r["score"])
-        for r in rows
-        if r["label"] == label and int(r["seed"]) == seed and not r["error"] and math.isfinite(float(r["score"]))
-    }
+def scores(rows: list[dict[str, str]], label: str, seed: int = 0, last: int = 0) -> dict[str, float]:
+    """``arch_id -> score`` of the successful rows of one label and seed; ``last`` > 0: the mean of the
+    curve's last ``last`` epochs instead (steadier than the final epoch alone)."""
+
+    def value(r: dict[str, str]) -> float:
+        curve = [float(v) for v in r["curve"].split()]
+        return statistics.mean(curve[-last:]) if last and curve else float(r["score"])
+
+    out = {r["arch_id"]: value(r) for r in rows if r["label"] == label and int(r["seed"]) == seed and not r["error"]}
+    return {k: v for k, v in out.items() if math.isfinite(v)}
 
 
 def seconds(rows: list[dict[str, str]], label: str) -> float:
@@ -69,12 +72,13 @@ def fmt(value: float, ci: tuple[float, float]) -> str:
 
 
 def fidelity_table(archs: list[dict[str, str]], ref: list[dict[str, str]], cheap: list[dict[str, str]], **kw) -> str:
-    """The markdown fidelity table; ``kw``: ``reference`` (label) and ``n_boot``."""
-    label, n_boot = kw.get("reference", "reference"), kw.get("n_boot", 1000)
-    truth = scores(ref, label, 0)
+    """The markdown fidelity table; ``kw``: ``reference`` (label), ``n_boot``, ``last`` (see ``scores``)."""
+    label, n_boot, last = kw.get("reference", "reference"), kw.get("n_boot", 1000), kw.get("last", 0)
+    truth = scores(ref, label, 0, last)
     ref_s = seconds(ref, label)
     lines = [
-        f"Reference: `{label}` seed 0 on {len(truth)} of {len(archs)} architectures, "
+        f"Reference: `{label}` seed 0 ({f'mean of the last {last} epochs' if last else 'final epoch'}) "
+        f"on {len(truth)} of {len(archs)} architectures, "
         f"median {ref_s:.0f} s per architecture.",
         "",
         "| estimate | Kendall tau [95% CI] | Spearman rho [95% CI] | n | failed | s / arch | % of reference |",
@@ -88,7 +92,7 @@ def fidelity_table(archs: list[dict[str, str]], ref: list[dict[str, str]], cheap
         tau, rho = fmt(a["tau"], a["tau_ci"]), fmt(a["rho"], a["rho_ci"])
         lines.append(f"| {name} | {tau} | {rho} | {a['n']} | {failed} | {s} | {share} |")
 
-    ceiling = agreement(truth, scores(ref, label, 1), n_boot)
+    ceiling = agreement(truth, scores(ref, label, 1, last), n_boot)
     lines.append(
         f"| *noise ceiling* (seed 0 vs 1) | {fmt(ceiling['tau'], ceiling['tau_ci'])} "
         f"| {fmt(ceiling['rho'], ceiling['rho_ci'])} | {ceiling['n']} | | {ref_s:.1f} | 100 |"
@@ -130,13 +134,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cheap", type=Path, default=HERE / "cheap.csv")
     parser.add_argument("--label", default="reference", help="the reference rows' label")
     parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--last", type=int, default=0, help="reference score: mean of the last N epochs (0: final)")
     parser.add_argument("--out", type=Path, help="also write the markdown here")
     args = parser.parse_args(argv)
     archs, ref, cheap = read_csv(args.archs), read_csv(args.reference), read_csv(args.cheap)
     text = "\n\n".join(
         [
             "## Fidelity against the reference",
-            fidelity_table(archs, ref, cheap, reference=args.label, n_boot=args.n_boot),
+            fidelity_table(archs, ref, cheap, reference=args.label, n_boot=args.n_boot, last=args.last),
             "## Reference learning curves (seed 0)",
             curve_table(ref, args.label),
         ]

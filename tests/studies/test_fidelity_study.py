@@ -152,5 +152,9 @@ def test_table_on_partial_data(archs, tmp_path, capsys):
     assert {"params", "flops"} <= lines.keys()
     assert "| 2 | 0.2400 |" in text  # mean epoch-2 accuracy of depths 1, 2, 3, 4 and 2 (test_metaformer)
 
+    table.main(["--archs", str(path), "--reference", str(ref), "--cheap", str(cheap), "--last", "2", "--n-boot", "50"])
+    assert "mean of the last 2 epochs" in capsys.readouterr().out
+    assert table.scores(runner.read_rows(ref), "reference", 0, last=2)["a3"] == pytest.approx(0.45)  # (0.5 + 0.4) / 2
+
     table.main(["--archs", str(path), "--reference", str(tmp_path / "none.csv"), "--cheap", str(cheap)])
     assert "No reference curves yet." in capsys.readouterr().out
