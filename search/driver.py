@@ -14,6 +14,7 @@ whose pruner decides; the decision ends the real trial as PRUNED.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -105,6 +106,36 @@ class TrialOutcome:
     reason: str = ""
     seconds: float = 0.0
     unexpected_error: bool = False  # the evaluator raised something other than EvaluationFailed
+
+
+class PhaseClock:
+    """Seconds each driver phase took, per trial of this process (``studies/bench_driver.py``).
+
+    Phases: ``loop`` (stale-trial reaping and slot counting before each trial), ``ask`` (a new
+    trial), ``sample`` (the space's suggestions), ``budget`` (analytic FLOPs), ``params``,
+    ``record`` (the trial's attrs and constraints), ``decide`` (dedup and the slot claim under the
+    decision lock), ``evaluate`` and ``tell`` (result, shadow trial and tell).
+    """
+
+    def __init__(self) -> None:
+        self.trials: list[dict[str, float]] = []
+        self._current: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._current[phase] = self._current.get(phase, 0.0) + time.perf_counter() - started
+
+    def end_trial(self, state: str) -> None:
+        self.trials.append({**self._current, "state": state})
+        self._current = {}
+
+
+def _phase(ctx: _Worker, name: str) -> contextlib.AbstractContextManager:
+    return ctx.clock(name) if ctx.clock is not None else contextlib.nullcontext()
 
 
 @dataclass
@@ -238,7 +269,11 @@ class _PruningTrial:
         self._trial.set_user_attr(key, value)
 
 
-def run_search(config: SearchConfig, on_trial: Callable[[TrialOutcome, optuna.Study], None] | None = None):
+def run_search(
+    config: SearchConfig,
+    on_trial: Callable[[TrialOutcome, optuna.Study], None] | None = None,
+    clock: PhaseClock | None = None,
+):
     """Run (or resume) a study until ``config.trials`` architectures are evaluated.
 
     Any number of processes may run this on the same storage and study at once (see
@@ -248,6 +283,7 @@ def run_search(config: SearchConfig, on_trial: Callable[[TrialOutcome, optuna.St
     Args:
         config: what to search and how.
         on_trial: called after every trial of this process (progress display).
+        clock: times the driver's phases per trial (benchmarks); ``None`` = not timed.
     """
     check_budget(config)
     storage = shared_study.open_storage(config.storage)
@@ -266,10 +302,11 @@ def run_search(config: SearchConfig, on_trial: Callable[[TrialOutcome, optuna.St
     rejected_in_a_row = errors_in_a_row = 0
     started = time.monotonic()
     with shared_study.Heartbeat(storage, config.heartbeat_interval) as heartbeat:
-        ctx = _Worker(config, study, shadow, lock, heartbeat, reaper, gate)
+        ctx = _Worker(config, study, shadow, lock, heartbeat, reaper, gate, clock)
         while True:
-            reaper.reap(study, shadow)
-            done, in_flight = _slots(study.get_trials(deepcopy=False))
+            with _phase(ctx, "loop"):
+                reaper.reap(study, shadow)
+                done, in_flight = _slots(study.get_trials(deepcopy=False))
             if done >= config.trials:
                 break
             if config.timeout is not None and time.monotonic() - started > config.timeout:
@@ -278,6 +315,8 @@ def run_search(config: SearchConfig, on_trial: Callable[[TrialOutcome, optuna.St
                 time.sleep(POLL_SECONDS)
                 continue
             outcome = _one_trial(ctx)
+            if clock is not None:
+                clock.end_trial(outcome.state)
             result.outcomes.append(outcome)
             rejected_in_a_row = rejected_in_a_row + 1 if outcome.state in ("REJECTED", "DUPLICATE") else 0
             errors_in_a_row = errors_in_a_row + 1 if outcome.unexpected_error else 0
@@ -327,6 +366,7 @@ class _Worker:
     heartbeat: shared_study.Heartbeat
     reaper: shared_study.Reaper
     gate: LatencyGate | None
+    clock: PhaseClock | None = None
 
     @property
     def storage(self) -> optuna.storages.BaseStorage:
@@ -334,7 +374,8 @@ class _Worker:
 
 
 def _one_trial(ctx: _Worker) -> TrialOutcome:
-    trial = shared_study.ask_held(ctx.study, ctx.heartbeat)
+    with _phase(ctx, "ask"):
+        trial = shared_study.ask_held(ctx.study, ctx.heartbeat)
     try:
         return _run_trial(ctx, trial)
     except BaseException as err:  # interrupted, or a bug: never leave the trial RUNNING
@@ -363,43 +404,49 @@ def _run_trial(ctx: _Worker, trial: optuna.Trial) -> TrialOutcome:
     # Each user attr is a storage round trip (an fsync with SQLite): few per trial, not one per field.
     config, study = ctx.config, ctx.study
     try:
-        arch = config.space.sample(trial)
+        with _phase(ctx, "sample"):
+            arch = config.space.sample(trial)
     except ConfigError:  # SearchSpace.check should make this impossible: a bug, so stop loudly
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         raise
-    flops = analytic_flops(arch, config.img_size, config.in_chans, config.num_classes)
-    params = count_params_fast(arch, config.img_size, config.in_chans, config.num_classes)
+    with _phase(ctx, "budget"):
+        flops = analytic_flops(arch, config.img_size, config.in_chans, config.num_classes)
+    with _phase(ctx, "params"):
+        params = count_params_fast(arch, config.img_size, config.in_chans, config.num_classes)
     over = [(flops - config.budget) / config.budget]
     if config.max_params is not None:
         over.append((params - config.max_params) / config.max_params)
     within_flops = max(over) <= 0
     latency_ms = ctx.gate.apply(arch, over) if ctx.gate is not None else None
-    trial.set_user_attr("arch", arch.to_dict())
-    trial.set_user_attr(
-        "record",
-        {
-            "digest": arch.digest(),
-            "flops": flops,
-            "params": params,
-            "constraint": over,
-            "evaluator": config.evaluator.name,
-            "evaluator_settings": json.loads(json.dumps(config.evaluator.settings(), default=str)),
-            **_latency_record(ctx.gate, latency_ms),
-        },
-    )
-    set_constraints(trial, over, config)
+    with _phase(ctx, "record"):
+        trial.set_user_attr("arch", arch.to_dict())
+        trial.set_user_attr(
+            "record",
+            {
+                "digest": arch.digest(),
+                "flops": flops,
+                "params": params,
+                "constraint": over,
+                "evaluator": config.evaluator.name,
+                "evaluator_settings": json.loads(json.dumps(config.evaluator.settings(), default=str)),
+                **_latency_record(ctx.gate, latency_ms),
+            },
+        )
+        set_constraints(trial, over, config)
     objectives = [flops] + ([params] if config.params_objective else [])
     if config.latency_objective:  # unmeasured (rejected by FLOPs): worst possible, and infeasible anyway
         objectives.append(latency_ms if latency_ms is not None else math.inf)
     outcome = TrialOutcome(trial.number, "COMPLETE", arch, flops, params)
 
     if max(over) > 0:  # never built, never trained
-        trial.set_user_attr("result", {"over_budget": True})
-        study.tell(trial, [0.0, *objectives])
+        with _phase(ctx, "tell"):
+            trial.set_user_attr("result", {"over_budget": True})
+            study.tell(trial, [0.0, *objectives])
         outcome.state, outcome.reason = "REJECTED", "over budget" if not within_flops else "over latency"
         return outcome
 
-    decision, other = _decide(ctx, trial, arch.digest())
+    with _phase(ctx, "decide"):
+        decision, other = _decide(ctx, trial, arch.digest())
     if decision == "duplicate":
         return _mirror(ctx, trial, other, objectives, outcome)
     if decision == "surplus":
@@ -481,7 +528,8 @@ def _evaluate(
     result: dict[str, Any] = {"evaluated": True, "shadow_trial": shadow_trial.number}
     state = optuna.trial.TrialState.COMPLETE
     try:
-        metrics = config.evaluator.evaluate(arch, _PruningTrial(trial, shadow_trial))
+        with _phase(ctx, "evaluate"):
+            metrics = config.evaluator.evaluate(arch, _PruningTrial(trial, shadow_trial))
         score = float(metrics["score"])
         if not math.isfinite(score):
             raise EvaluationFailed(f"non-finite score {score}")
@@ -506,13 +554,14 @@ def _evaluate(
             k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)
         }
     try:
-        trial.set_user_attr("result", result)
-        if state == optuna.trial.TrialState.COMPLETE:
-            study.tell(trial, [score, *objectives])
-            shadow.tell(shadow_trial, score)
-        else:
-            study.tell(trial, state=state)
-            shadow.tell(shadow_trial, state=state)
+        with _phase(ctx, "tell"):
+            trial.set_user_attr("result", result)
+            if state == optuna.trial.TrialState.COMPLETE:
+                study.tell(trial, [score, *objectives])
+                shadow.tell(shadow_trial, score)
+            else:
+                study.tell(trial, state=state)
+                shadow.tell(shadow_trial, state=state)
     except optuna.exceptions.UpdateFinishedTrialError:
         # Another worker took this one for dead (no heartbeat for the grace period) and re-queued it.
         outcome.state, outcome.reason = "REAPED", "failed by another worker as stale; re-queued"
