@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from vitsearch.evaluators.base import EvaluationFailed
-from vitsearch.evaluators.complexity import analytic_flops
+from vitsearch.evaluators.complexity import analytic_flops, analytic_params
 from vitsearch.space import ArchConfig, MixerConfig, get_preset
 from vitsearch.space.presets import POOL, metaformer, vit
 
@@ -128,13 +128,11 @@ def score_baselines(
 
 
 def _score(config: SearchConfig, arch: ArchConfig, settings: dict[str, Any]) -> dict[str, Any]:
-    from .driver import count_params_fast
-
     record: dict[str, Any] = {
         "arch": arch.to_dict(),
         "digest": arch.digest(),
         "flops": analytic_flops(arch, config.img_size, config.in_chans, config.num_classes),
-        "params": count_params_fast(arch, config.img_size, config.in_chans, config.num_classes),
+        "params": analytic_params(arch, config.img_size, config.in_chans, config.num_classes),
         "evaluator": config.evaluator.name,
         "evaluator_settings": settings,
     }

@@ -28,7 +28,7 @@ import optuna
 
 from vitsearch.evaluators import latency as timing
 from vitsearch.evaluators.base import BaseEvaluator, EvaluationFailed
-from vitsearch.evaluators.complexity import analytic_flops
+from vitsearch.evaluators.complexity import analytic_flops, analytic_params
 from vitsearch.evaluators.pruners import COST_ATTR, DEFAULT_PRUNER, make_pruner
 from vitsearch.space import ArchConfig, ConfigError
 from vitsearch.space.search_space import SearchSpace
@@ -143,20 +143,6 @@ class SearchResult:
     study: optuna.Study
     config: SearchConfig
     outcomes: list[TrialOutcome] = field(default_factory=list)
-
-
-def count_params_fast(arch: ArchConfig, img_size: int, in_chans: int, num_classes: int) -> int:
-    """Parameters of the deployed model, built on the meta device (no memory, no init)."""
-    import torch
-
-    from vitsearch.space import build_model
-
-    with torch.device("meta"):
-        model = build_model(arch, img_size=img_size, in_chans=in_chans, num_classes=num_classes)
-        reparameterize = getattr(model, "reparameterize", None)
-        if reparameterize is not None:
-            model = reparameterize()
-    return sum(p.numel() for p in model.parameters())
 
 
 def check_budget(config: SearchConfig) -> tuple[ArchConfig, int]:
@@ -412,7 +398,7 @@ def _run_trial(ctx: _Worker, trial: optuna.Trial) -> TrialOutcome:
     with _phase(ctx, "budget"):
         flops = analytic_flops(arch, config.img_size, config.in_chans, config.num_classes)
     with _phase(ctx, "params"):
-        params = count_params_fast(arch, config.img_size, config.in_chans, config.num_classes)
+        params = analytic_params(arch, config.img_size, config.in_chans, config.num_classes)
     over = [(flops - config.budget) / config.budget]
     if config.max_params is not None:
         over.append((params - config.max_params) / config.max_params)

@@ -6,8 +6,8 @@ import optuna
 import pytest
 import yaml
 
-from vitsearch.evaluators.complexity import analytic_flops, count_flops
-from vitsearch.space import build_model
+from vitsearch.evaluators.complexity import analytic_flops, analytic_params, count_flops, count_params
+from vitsearch.space import build_model, get_preset, list_presets
 from vitsearch.space.search_space import SearchSpace
 
 STUDIES = Path(__file__).resolve().parents[2] / "studies"
@@ -51,3 +51,11 @@ def test_analytic_equals_fvcore_on_200_random_architectures():
     for arch in draw(space, 200, seed=1):
         model = build_model(arch, img_size=64, num_classes=10)
         assert analytic_flops(arch, img_size=64, num_classes=10) == count_flops(model, img_size=64), arch.to_yaml()
+
+
+def test_analytic_params_equal_the_deployed_model_on_200_random_architectures():
+    """Memoised per part, summed by formula: equal to the built, reparameterised model's count."""
+    space = small_full_space()
+    for arch in [*draw(space, 200, seed=3), *(get_preset(name) for name in list_presets())]:
+        deployed = build_model(arch, img_size=64, num_classes=10).reparameterize()
+        assert analytic_params(arch, img_size=64, num_classes=10) == count_params(deployed), arch.to_yaml()
