@@ -262,7 +262,9 @@ def run(
         list[str] | None, typer.Option("--set", help="Evaluator setting KEY=VALUE (repeatable), e.g. epochs=2.")
     ] = None,
     max_params: Annotated[str | None, typer.Option("--max-params", help="Parameter cap, e.g. 10M.")] = None,
-    sampler: Annotated[str, typer.Option("--sampler", help="tpe, nsga2 or random.")] = "tpe",
+    sampler: Annotated[
+        str, typer.Option("--sampler", help="auto (tpe below 200 trials, nsga2 from 200), tpe, nsga2 or random.")
+    ] = "auto",
     pruner: Annotated[
         str,
         typer.Option(

@@ -22,7 +22,7 @@ from vitsearch.evaluators.training.device import worker_gpus
 from vitsearch.space import ConfigError
 
 from .baselines import baselines_frame, score_baselines, verdict
-from .driver import SearchConfig, TrialOutcome, evaluated_count, run_search
+from .driver import SearchConfig, TrialOutcome, evaluated_count, run_search, sampler_for
 from .plots import write_plots
 from .results import arch_of, best_trial, pareto_frame, trials_frame, write_atomic
 
@@ -171,7 +171,7 @@ def run_with_progress(config: SearchConfig, out: Path, console: Console) -> None
     console.print(
         f"space {config.space.name!r} ({config.space.size():.3g} architectures, smallest "
         f"{smallest_flops / 1e9:.3f} GFLOPs), budget {config.budget / 1e9:g} GFLOPs at {config.img_size}px, "
-        f"evaluator {config.evaluator.name}, sampler {config.sampler}; "
+        f"evaluator {config.evaluator.name}, sampler {sampler_for(config.sampler, config.trials)}; "
         + (f"resuming at {already}/{config.trials}" if already else f"{config.trials} trials")
         + (f"; {config.workers} workers" if config.workers > 1 else ""),
         highlight=False,

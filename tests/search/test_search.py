@@ -253,3 +253,13 @@ def test_tpe_and_nsga2_learn_to_avoid_the_over_budget_region(seed):
         late_share[sampler] = over[len(over) // 2 :].mean()
     assert late_share["tpe"] < late_share["random"] - 0.1, late_share
     assert late_share["nsga2"] < late_share["random"] - 0.05, late_share
+
+
+def test_auto_sampler_is_tpe_for_short_searches_and_nsga2_for_long_ones():
+    from vitsearch.search.driver import AUTO_NSGA2_FROM_TRIALS, sampler_for
+
+    assert sampler_for("auto", 6) == "tpe"
+    assert sampler_for("auto", AUTO_NSGA2_FROM_TRIALS) == "nsga2"
+    assert sampler_for("random", 5000) == "random"  # an explicit choice is kept
+    assert isinstance(make_sampler("auto", 0, 1000), optuna.samplers.NSGAIISampler)
+    assert isinstance(make_sampler("auto", 0, 10), optuna.samplers.TPESampler)
