@@ -8,7 +8,8 @@ architecture is within 2 GFLOPs: the largest drawn is about 1.6), and the first
 drawn of each bin is taken (an empty bin takes the unused architecture nearest its centre).
 The hand-designed presets that fit the budget follow, marked ``source = preset:<name>``.
 
-Columns: ``arch_id, digest, flops, params, source, arch`` (the ArchConfig as compact JSON).
+Columns: ``arch_id, digest, flops, params, source, arch`` (the ArchConfig as compact JSON); flops
+and params are the deployed model's at the target profile (``analytic_flops``, ``analytic_params``).
 Deterministic: the same seed writes the same file.
 
 Usage: ``.venv/bin/python studies/fidelity/make_archs.py [--n 36] [--pool 4000] [--seed 0]``
@@ -22,7 +23,7 @@ import json
 import random
 from pathlib import Path
 
-from vitsearch.evaluators.complexity import analytic_flops, count_params
+from vitsearch.evaluators.complexity import analytic_flops, analytic_params
 from vitsearch.search.budget import parse_flops
 from vitsearch.search.cli import DEFAULT_SPACE, resolve_space
 from vitsearch.space import ArchConfig, get_preset
@@ -73,7 +74,7 @@ def make_rows(n: int, pool_size: int, seed: int, budget: int) -> list[dict[str, 
             "arch_id": arch_id,
             "digest": arch.digest(),
             "flops": flops,
-            "params": count_params(arch),
+            "params": analytic_params(arch),
             "source": source,
             "arch": json.dumps(arch.to_dict(), sort_keys=True, separators=(",", ":")),
         }
