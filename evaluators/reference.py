@@ -7,7 +7,8 @@ truth that every cheaper estimate's Kendall tau is measured against (DESIGN.md):
   81,000 images seen, 20.25x the default proxy's 1,000 x 4 = 4,000. Measured on one CPU
   thread (x0.25, batch 32, a second process on the other core): one epoch of DeiT-Tiny 154 s,
   so 18 epochs are about 46 minutes, and the median architecture of ``studies/fidelity`` is
-  about as long; batch 64 was no faster per image on the CPU, so the batch stays the proxy's.
+  about as long (a20, 1.13 GFLOPs: 2,382 s). Batch 64 was no faster per image on that median
+  architecture (33 s vs 32 s per 1,000 images), so the batch stays the proxy's 32.
 - **Linear warm-up (2 epochs) then cosine** to ``min_lr``, stepped per update by timm's
   scheduler through the training engine, as the proxy does.
 - **The proxy's width (x0.25) and token grid**: the reference trains the very architecture the
