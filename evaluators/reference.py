@@ -14,7 +14,8 @@ truth that every cheaper estimate's Kendall tau is measured against (DESIGN.md):
 - **The proxy's width (x0.25) and token grid**: the reference trains the very architecture the
   proxy trains, so a proxy-vs-reference tau measures what training length (and images, grid,
   learning rate...) costs in ranking, not a width change on top; and a full-width reference of
-  36+ architectures would not fit a 2-core CPU (x0.25 is about 10x cheaper per step than x1).
+  36+ architectures would not fit a 2-core CPU (x0.5 already doubles DeiT-Tiny's proxy time,
+  47 s -> 97 s in ``ProxyProfile``'s measurements, and x0.25 is already ~40 CPU-minutes here).
 - **No wall-clock cap** (``max_seconds=None``): a capped run ranks machines, not architectures.
 
 Per-epoch validation accuracy is returned as ``val_acc_epoch_<k>`` (k = 1..epochs), so a study
