@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--channels-last", action="store_true", help="for the models with convolutions")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--models", nargs="+", default=list(PAIRS), choices=list(PAIRS))
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -79,7 +80,8 @@ def main() -> None:
         f"torch {torch.__version__}, timm {timm.__version__}, threads {torch.get_num_threads()}"
     )
     print(f"{'model':16} {'mode':6} {'ours img/s':>11} {'timm img/s':>11} {'ours/timm':>10}")
-    for ours_name, timm_name in PAIRS.items():
+    for ours_name in args.models:
+        timm_name = PAIRS[ours_name]
         torch.manual_seed(0)
         models = {
             "ours": build_model(ours_name, img_size=224, num_classes=1000).to(device),
