@@ -204,17 +204,18 @@ def analytic_params(arch: Any, img_size: int = 224, in_chans: int = 3, num_class
         total += _part_params("downsample", stage.downsample, width, stage.width, grid)
         grid, width = downsample.out_grid(grid), stage.width
         for bi, block in enumerate(stage.blocks):
-            flags = (block.share_attention, (si, bi) in keep)
-            total += per_width * width + _part_params("mixer", width, block.mixer, grid, flags)
+            sharing = (block.share_attention, (si, bi) in keep)
+            total += per_width * width + _part_params("mixer", width, block.mixer, grid, *sharing)
             total += _part_params("mlp", width, block.mlp_ratio, block.mlp_groups, block.cca)
     return total + 2 * width + (width * num_classes + num_classes if num_classes > 0 else 0)  # norm, head
 
 
-def _build_mixer(dim: int, cfg: Any, grid: Any, flags: tuple[bool, bool]) -> nn.Module:
-    from vitsearch.space import get_mixer
+def _build_mixer(dim: int, cfg: Any, grid: Any, share: bool, keep: bool) -> nn.Module:
+    from vitsearch.space import BlockConfig, get_mixer
+    from vitsearch.space.layers import sharing_flags
 
-    names = ("share_attention", "keep_attention")
-    mixer = get_mixer(cfg.type)(dim, cfg, grid, **{name: True for name, on in zip(names, flags, strict=True) if on})
+    flags = sharing_flags(BlockConfig(mixer=cfg, share_attention=share), keep)
+    mixer = get_mixer(cfg.type)(dim, cfg, grid, **flags)
     # A mixer that folds into its block's norm (RIFormer) leaves no parameters of its own deployed.
     return nn.Identity() if hasattr(mixer, "fold_into_norm") else mixer
 

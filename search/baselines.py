@@ -175,11 +175,13 @@ def baselines_frame(study: optuna.Study) -> pd.DataFrame:
 class Verdict:
     """How the best found architecture compares with the baselines at equal or lower FLOPs."""
 
+    score: float  # of the best found architecture
+    flops: int
     beaten: pd.DataFrame  # baselines with at least its FLOPs and a lower score
     unbeaten: pd.DataFrame  # scored baselines it does not beat
 
-    def line(self, score: float, flops: int) -> str:
-        head = f"best found (score {score:.4f}, {flops / 1e9:.3f} GFLOPs)"
+    def line(self) -> str:
+        head = f"best found (score {self.score:.4f}, {self.flops / 1e9:.3f} GFLOPs)"
         if self.beaten.empty and self.unbeaten.empty:
             return f"{head}: no baseline was scored"
         if self.beaten.empty:
@@ -196,4 +198,4 @@ def verdict(baselines: pd.DataFrame, score: float, flops: int) -> Verdict:
     """Beaten: a baseline that needs at least ``flops`` and scores less than ``score``."""
     scored = baselines[baselines["state"] == "COMPLETE"]
     beaten = scored[(scored["flops"] >= flops) & (scored["score"] < score)]
-    return Verdict(beaten, scored.drop(index=beaten.index))
+    return Verdict(score, flops, beaten, scored.drop(index=beaten.index))

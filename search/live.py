@@ -86,8 +86,7 @@ def verdict_line(study: optuna.Study, baselines: pd.DataFrame | None = None) -> 
     best = best_trial(study)
     if best is None or baselines.empty:
         return None
-    flops = best.user_attrs["record"]["flops"]
-    return verdict(baselines, best.values[0], flops).line(best.values[0], flops)
+    return verdict(baselines, best.values[0], best.user_attrs["record"]["flops"]).line()
 
 
 class _Progress:
@@ -129,10 +128,7 @@ class _Progress:
         """A hand-designed baseline was scored (before the search's own trials)."""
         score = f"score {record['score']:.4f}" if record["state"] == "COMPLETE" else record["fail_reason"]
         line = f"baseline {name}: {score}, {record['flops'] / 1e9:.3f} GFLOPs, {record['seconds']:.1f}s"
-        if self.live is not None:
-            self.live.console.print(line, highlight=False)
-        else:
-            self.console.print(line, highlight=False)
+        self.console.print(line, highlight=False)  # with a live view, rich prints it above the view
 
     def idle(self) -> None:
         """Refresh while other workers finish their trials."""

@@ -40,9 +40,10 @@ def _get_pareto_info(trials: pd.DataFrame, budget: int, baselines: pd.DataFrame 
     return ParetoInfo(budget / 1e9, front, others, f"score ({', '.join(evaluators) or 'none'})", scored)
 
 
-def _hover(frame: pd.DataFrame) -> list[str]:
+def _hover(frame: pd.DataFrame, name: str = "trial", prefix: str = "trial ") -> list[str]:
+    """Hover text per row, titled by its ``name`` column (a trial number, a baseline's name)."""
     return [
-        f"trial {r.trial}<br>score {r.score:.4f}<br>{r.gflops:.3f} GFLOPs, {r.params / 1e6:.2f}M params"
+        f"{prefix}{getattr(r, name)}<br>score {r.score:.4f}<br>{r.gflops:.3f} GFLOPs, {r.params / 1e6:.2f}M params"
         f"<br>{r.architecture.replace(' | ', '<br>')}"
         for r in frame.itertuples()
     ]
@@ -83,11 +84,7 @@ def _get_pareto_plot(info: ParetoInfo) -> go.Figure:
                 text=list(info.baselines["baseline"]),
                 textposition="top center",
                 marker={"color": "royalblue", "size": 12, "symbol": "diamond"},
-                hovertext=[
-                    f"{r.baseline}<br>score {r.score:.4f}<br>{r.gflops:.3f} GFLOPs, {r.params / 1e6:.2f}M params"
-                    f"<br>{r.architecture.replace(' | ', '<br>')}"
-                    for r in info.baselines.itertuples()
-                ],
+                hovertext=_hover(info.baselines, "baseline", ""),
                 hoverinfo="text",
             )
         )

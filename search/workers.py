@@ -81,9 +81,6 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
 SCHEMA_RACES = ("already exists", "UNIQUE constraint", "duplicate key")
 
 
-SQLITE_SYNC = "OFF"
-
-
 def _sqlite_no_fsync(engine) -> None:
     """``PRAGMA synchronous=OFF`` on every connection: a commit hands its pages to the OS, no fsync.
 
@@ -99,7 +96,7 @@ def _sqlite_no_fsync(engine) -> None:
 
     def on_connect(connection, _record) -> None:
         cursor = connection.cursor()
-        cursor.execute(f"PRAGMA synchronous={SQLITE_SYNC}")
+        cursor.execute("PRAGMA synchronous=OFF")
         cursor.close()
 
     event.listen(engine, "connect", on_connect)

@@ -251,7 +251,7 @@ def make_mlp(dim: int, cfg: BlockConfig) -> nn.Module:
     return make_scheme_mlp(dim, hidden, cfg.mlp_groups, cfg.cca)
 
 
-def _sharing_flags(cfg: BlockConfig, keep_attention: bool) -> dict[str, bool]:
+def sharing_flags(cfg: BlockConfig, keep_attention: bool) -> dict[str, bool]:
     # Only the flags that are set, so mixers outside the sharing protocol never receive them.
     flags = {"share_attention": cfg.share_attention, "keep_attention": keep_attention}
     return {key: True for key, on in flags.items() if on}
@@ -277,7 +277,7 @@ class Block(nn.Module):
 
         self.cfg = cfg
         self.norm1 = make_norm(norm, dim)
-        self.mixer = get_mixer(cfg.mixer.type)(dim, cfg.mixer, grid, **_sharing_flags(cfg, keep_attention))
+        self.mixer = get_mixer(cfg.mixer.type)(dim, cfg.mixer, grid, **sharing_flags(cfg, keep_attention))
         self.ls1 = LayerScale(dim, layer_scale_init) if layer_scale_init else nn.Identity()
         self.norm2 = make_norm(norm, dim)
         self.mlp = make_mlp(dim, cfg)
@@ -303,5 +303,5 @@ class Block(nn.Module):
     def flops(dim: int, cfg: BlockConfig, grid: TokenGrid) -> int:
         from .registry import get_mixer
 
-        mixer = get_mixer(cfg.mixer.type).flops(dim, cfg.mixer, grid, **_sharing_flags(cfg, False))
+        mixer = get_mixer(cfg.mixer.type).flops(dim, cfg.mixer, grid, **sharing_flags(cfg, False))
         return 2 * norm_flops(grid.tokens, dim) + mixer + Mlp.flops(dim, cfg, grid.tokens)

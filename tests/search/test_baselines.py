@@ -98,11 +98,11 @@ def test_verdict_names_the_baselines_beaten_at_equal_or_lower_flops():
         ("big", "COMPLETE", 0.7, 2e9, 1, "b"),
         ("broken", "FAIL", None, 1.5e9, 1, "c"),
     )
-    line = verdict(baselines, 0.6, int(1.5e9)).line(0.6, int(1.5e9))
+    line = verdict(baselines, 0.6, int(1.5e9)).line()
     assert "beats none" in line and "big" in line  # 'small' needs fewer FLOPs: not a fair win
     result = verdict(baselines, 0.8, int(1e9))
     assert list(result.beaten["baseline"]) == ["small", "big"]
-    assert result.line(0.8, int(1e9)).startswith("best found (score 0.8000, 1.000 GFLOPs) beats 2 of 2 baselines")
+    assert result.line().startswith("best found (score 0.8000, 1.000 GFLOPs) beats 2 of 2 baselines")
 
 
 def test_pareto_page_draws_the_baselines_as_labelled_markers():
