@@ -5,11 +5,13 @@ resolution (28 px for mnist5k) its stem would leave almost no tokens (28 // 16 =
 ``adapt_arch`` rewrites two things, and nothing else:
 
 - **Stem stride** (``stem.patch_size``): chosen so the stem's token grid at the proxy
-  resolution is the grid the arch has at the target resolution, ``grid_target =
-  target_img_size // patch_size`` (DeiT: 224 / 16 = 14x14 -> patch 2 at 28 px, 14x14 tokens).
+  resolution is the grid the arch has at the target resolution times ``grid_scale``,
+  ``target_img_size // patch_size * grid_scale`` (DeiT at the default 0.5: 224 / 16 = 14x14 ->
+  7x7 tokens, patch 4 at 28 px, the usual ViT-on-MNIST tokens; at ``grid_scale=1`` patch 2 and
+  14x14 tokens, 3.7x the training time of a median architecture for 2x2-pixel tokens).
   The stride is ``max(1, round(img_size / grid))``; when the resolution is too low for the
-  target grid (PoolFormer's 56x56 at 28 px), the stride bottoms out at 1 and the grid is the
-  image itself (28x28; the later stages follow the downsamplers: 14, 7, 4). An overlapping
+  grid (PoolFormer's 56x56 x 0.5 = 28x28 at 28 px), the stride bottoms out at 1 and the grid is
+  the image itself (28x28; the later stages follow the downsamplers: 14, 7, 4). An overlapping
   stem kernel (PoolFormer's 7 over stride 4) is scaled with the stride and kept odd-overlap
   so the grid stays ``img_size // stride``. ``grid=`` asks for another grid explicitly.
 - **Widths** (``width_mult``): every stage width times ``width_mult``, rounded to a multiple
@@ -39,20 +41,20 @@ from .training.recipe import Recipe, Rule, positive_or_none
 class ProxyProfile(Recipe):
     """Settings of cheap proxy training; recorded with every result (``to_dict``).
 
-    The defaults aim at under a minute per small architecture on a 2-core CPU with mnist5k
-    (28 px, grid matched to the target's): measured at 4 epochs, 1,000 images, x0.25 width,
-    batch 32: PoolFormer-S12 17 s (val acc 0.47), DeiT-Tiny 47 s (0.17; x0.5 width: 97 s, 0.22).
-    ViTs barely start learning in this budget, so the profile is a first cut for
-    ``validate_proxy`` to correct, not a tuned choice. A longer *reference* for
-    ``validate_proxy`` is the same class with more epochs, all the data and ``width_mult=1``.
+    The defaults are 1/20 of the reference's training (``evaluators.reference``: 500 of its
+    4,500 images x 4 epochs, at its 7x7-token grid and x0.25 width), the most a default may cost
+    by the fidelity study's rule (``studies/fidelity``); that study measures them against other
+    profiles. The earlier default (14x14 tokens, 1,000 images) took 17 s for PoolFormer-S12 and
+    47 s for DeiT-Tiny here and left DeiT-Tiny at 0.17 validation accuracy.
     """
 
     img_size: int | None = None  # proxy input side; None = the dataset's native size (mnist5k: 28)
-    grid: int | None = None  # stem token grid side; None = the arch's grid at target_img_size
+    grid: int | None = None  # stem token grid side; None = the arch's grid at target_img_size x grid_scale
+    grid_scale: float = 0.5  # stem grid side x this when grid is None (0.5: DeiT 14x14 -> 7x7 tokens)
     target_img_size: int = 224  # resolution the arch is described at (DESIGN.md target profile)
     width_mult: float = 0.25  # stage widths x this (heads and groups kept valid)
     epochs: int = 4
-    train_subset: int | None = 1000  # training images (stratified, seeded); None = all
+    train_subset: int | None = 500  # training images (stratified, seeded); None = all
     val_subset: int | None = None  # validation images; None = all (mnist5k: 500)
     batch_size: int = 32
     lr: float = 1e-3  # AdamW peak learning rate (timm create_optimizer_v2)
@@ -72,6 +74,7 @@ class ProxyProfile(Recipe):
         return [
             (positive_or_none(self.img_size), "img_size", "must be positive"),
             (positive_or_none(self.grid), "grid", "must be positive"),
+            (0 < self.grid_scale <= 1, "grid_scale", "must be in (0, 1]"),
             (self.width_mult > 0, "width_mult", "must be positive"),
             (positive_or_none(self.train_subset), "train_subset", "must be positive"),
             (positive_or_none(self.val_subset), "val_subset", "must be positive"),
@@ -92,9 +95,11 @@ def target_grid(arch: ArchConfig, target_img_size: int = 224) -> int:
     return stem_grid_size(arch.stem, target_img_size)
 
 
-def adapt_stem(arch: ArchConfig, img_size: int, target_img_size: int = 224, grid: int | None = None) -> ArchConfig:
+def adapt_stem(
+    arch: ArchConfig, img_size: int, target_img_size: int = 224, grid: int | None = None, grid_scale: float = 1.0
+) -> ArchConfig:
     """Rewrite the stem stride (and overlapping kernel) for ``img_size``; see the module docstring."""
-    want = grid or target_grid(arch, target_img_size)
+    want = grid or max(1, round(target_grid(arch, target_img_size) * grid_scale))
     stride = max(1, round(img_size / want))
     stem = arch.stem
     kernel = None
@@ -183,6 +188,8 @@ def adapt_arch(
     target_img_size: int = 224,
     grid: int | None = None,
     width_mult: float = 1.0,
+    grid_scale: float = 1.0,
 ) -> ArchConfig:
     """The architecture the proxy builds: stem adapted to ``img_size``, widths scaled."""
-    return validate(scale_widths(adapt_stem(validate(arch), img_size, target_img_size, grid), width_mult))
+    stem = adapt_stem(validate(arch), img_size, target_img_size, grid, grid_scale)
+    return validate(scale_widths(stem, width_mult))

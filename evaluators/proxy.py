@@ -110,7 +110,7 @@ class ProxyEvaluator(BaseEvaluator):
 
         _, info = self.tensors()
         p = self.profile
-        return adapt_arch(resolve_arch(arch), info.img_size, p.target_img_size, p.grid, p.width_mult)
+        return adapt_arch(resolve_arch(arch), info.img_size, p.target_img_size, p.grid, p.width_mult, p.grid_scale)
 
     def evaluate(self, arch: ArchConfig | str, trial: optuna.Trial | None = None) -> dict[str, float]:
         with torch_threads(self.profile.threads), torch.random.fork_rng(devices=[]):

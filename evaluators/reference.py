@@ -3,19 +3,18 @@
 It is ``ProxyEvaluator`` with another default profile (``REFERENCE_PROFILE``), the ground
 truth that every cheaper estimate's Kendall tau is measured against (DESIGN.md):
 
-- **All training images** (``train_subset=None``: mnist5k's 4,500) for **18 epochs**:
-  81,000 images seen, 20.25x the default proxy's 1,000 x 4 = 4,000. Measured on one CPU
-  thread (x0.25, batch 32, a second process on the other core): one epoch of DeiT-Tiny 154 s,
-  so 18 epochs are about 46 minutes, and the median architecture of ``studies/fidelity`` is
-  about as long (a20, 1.13 GFLOPs: 2,382 s). Batch 64 was no faster per image on that median
-  architecture (33 s vs 32 s per 1,000 images), so the batch stays the proxy's 32.
-- **Linear warm-up (2 epochs) then cosine** to ``min_lr``, stepped per update by timm's
-  scheduler through the training engine, as the proxy does.
-- **The proxy's width (x0.25) and token grid**: the reference trains the very architecture the
-  proxy trains, so a proxy-vs-reference tau measures what training length (and images, grid,
-  learning rate...) costs in ranking, not a width change on top; and a full-width reference of
-  36+ architectures would not fit a 2-core CPU (x0.5 already doubles DeiT-Tiny's proxy time,
-  47 s -> 97 s in ``ProxyProfile``'s measurements, and x0.25 is already ~40 CPU-minutes here).
+- **All training images** (``train_subset=None``: mnist5k's 4,500) for **9 epochs**:
+  40,500 images seen, 20.25x the default proxy's 500 x 4 = 2,000.
+- **Linear warm-up (1 epoch) then cosine** to ``min_lr``, stepped per update by timm's
+  scheduler through the training engine, as the proxy does; the decay to ``min_lr`` is what
+  makes the final epochs flatten (``studies/fidelity/table.md`` shows the mean curve).
+- **The proxy's width (x0.25) and token grid (``grid_scale=0.5``, DeiT: 7x7 tokens of 4x4
+  pixels)**: the reference trains the very architecture the proxy trains, so a proxy-vs-reference
+  tau measures what training length (and images, learning rate...) costs in ranking, not a
+  change of model on top. Why not wider or finer: the first version (14x14 tokens, 18 epochs)
+  took 2,382 s on the median architecture of ``studies/fidelity`` on one CPU thread and about
+  77 CPU-hours for the study, which a 2-core machine cannot give; 7x7 tokens train a median
+  architecture 3.7x faster (6.9 s against 25.3 s per 1,000 images, one thread).
 - **No wall-clock cap** (``max_seconds=None``): a capped run ranks machines, not architectures.
 
 Per-epoch validation accuracy is returned as ``val_acc_epoch_<k>`` (k = 1..epochs), so a study
@@ -37,11 +36,12 @@ if TYPE_CHECKING:
     from vitsearch.space import ArchConfig
 
 REFERENCE_PROFILE = ProxyProfile(
-    epochs=18,
+    epochs=9,
     train_subset=None,
-    warmup_epochs=2,
+    warmup_epochs=1,
     max_seconds=None,
     width_mult=0.25,
+    grid_scale=0.5,
 )
 EPOCH_KEY = "val_acc_epoch_"
 

@@ -6,7 +6,13 @@ row); a row already there is skipped, so killing and restarting resumes where it
 
 Order, so that partial results are useful: architectures sorted by FLOPs are visited in a
 van der Corput order (every prefix spreads over the FLOPs range); ``reference`` runs seed 0 on
-all of them first, then seed 1 on the first ``--ceiling`` (the noise ceiling).
+the first ``--first`` of them, then seed 1 on the first ``--ceiling`` (the noise ceiling), then
+seed 0 on the rest.
+
+Two cores: run two processes with ``--shard 0/2`` and ``--shard 1/2``; each takes every other
+item of the same plan and merges its rows into the shared CSV under a file lock. ``seconds`` is
+wall time, ``cpu_seconds`` the process's CPU time (steadier on a shared machine; with one thread
+the two agree on a quiet one).
 
 Modes:
     ``run_reference.py``                                  the reference study -> reference.csv
@@ -44,6 +50,7 @@ COLUMNS = [
     "best_val_acc",
     "curve",
     "seconds",
+    "cpu_seconds",
     "device",
     "amp",
     "epochs",
@@ -57,16 +64,20 @@ ZERO_COST = ["synflow", "naswot", "snip", "grad_norm", "jacob_cov", "dss"]
 # label -> (evaluator, overrides), cheapest first so the table fills early: every zero-cost score, then the
 # proxy as shipped and varied one knob at a time (uncapped, so a profile's score does not depend on the machine).
 UNCAPPED = {"max_seconds": None}
+# The proxy's default is 500 images x 4 epochs (1/20 of the reference's 4,500 x 9); the variants keep
+# about that cost (images x epochs = 2,000) or less, except the last two, which show what more buys.
 CHEAP: dict[str, tuple[str, dict[str, Any]]] = {
     **{name: (name, {}) for name in ZERO_COST},
-    "proxy-e1": ("proxy", {"epochs": 1, **UNCAPPED}),
-    "proxy": ("proxy", {}),
-    "proxy-grid7": ("proxy", {"grid": 7, **UNCAPPED}),
+    "proxy-500x1": ("proxy", {"epochs": 1, **UNCAPPED}),
+    "proxy-500x2": ("proxy", {"epochs": 2, **UNCAPPED}),
+    "proxy": ("proxy", UNCAPPED),
+    "proxy-1000x2": ("proxy", {"train_subset": 1000, "epochs": 2, **UNCAPPED}),
+    "proxy-2000x1": ("proxy", {"train_subset": 2000, "epochs": 1, **UNCAPPED}),
     "proxy-lr3e-3": ("proxy", {"lr": 3e-3, **UNCAPPED}),
     "proxy-warmup1": ("proxy", {"warmup_epochs": 1, **UNCAPPED}),
-    "proxy-e8": ("proxy", {"epochs": 8, **UNCAPPED}),
-    "proxy-img2000": ("proxy", {"train_subset": 2000, **UNCAPPED}),
-    "proxy-w0.5": ("proxy", {"width_mult": 0.5, **UNCAPPED}),
+    "proxy-w0.125": ("proxy", {"width_mult": 0.125, **UNCAPPED}),
+    "proxy-1000x4": ("proxy", {"train_subset": 1000, **UNCAPPED}),
+    "proxy-old": ("proxy", {"train_subset": 1000, "grid_scale": 1.0}),  # the default before the study
 }
 
 
@@ -109,10 +120,22 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return [r for r in csv.DictReader(f) if r.get("key") and r.get("finished")]
 
 
+def add_row(path: Path, row: dict[str, Any]) -> list[dict[str, str]]:
+    """Merge ``row`` into the CSV under an exclusive lock (other shards write too); returns every row."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.with_name(f".{path.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = [r for r in read_rows(path) if r["key"] != row["key"]] + [row]
+        write_rows(path, rows)
+    return rows
+
+
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     """Rewrite the whole CSV through a temporary file: atomic, a kill leaves the old or the new file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
     with tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
         writer.writeheader()
@@ -134,16 +157,20 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def plan(args: argparse.Namespace) -> list[tuple[str, str, dict[str, Any], int | None]]:
-    """``(label, evaluator, settings, first_n archs)`` in the order they run."""
+def plan(args: argparse.Namespace) -> list[tuple[str, str, dict[str, Any], slice]]:
+    """``(label, evaluator, settings, which archs)`` in the order they run."""
     if args.plan == "cheap":
-        return [(label, ev, {"seed": 0, **kw}, None) for label, (ev, kw) in CHEAP.items()]
+        return [(label, ev, {"seed": 0, **kw}, slice(None)) for label, (ev, kw) in CHEAP.items()]
     sets = parse_sets(args.set)
     label = args.label or "-".join([args.evaluator, *(f"{k}{v}" for k, v in sets.items())])
-    work = [(label, args.evaluator, {"seed": 0, **sets}, None)]
-    if args.evaluator == "reference" and args.ceiling:
-        work.append((label, args.evaluator, {**sets, "seed": 1}, args.ceiling))
-    return work
+    seed0 = (label, args.evaluator, {"seed": 0, **sets})
+    if args.evaluator != "reference":
+        return [(*seed0, slice(None))]
+    return [
+        (*seed0, slice(None, args.first)),
+        (label, args.evaluator, {**sets, "seed": 1}, slice(None, args.ceiling)),
+        (*seed0, slice(args.first, None)),
+    ]
 
 
 def record(ev: Any, arch_row: dict[str, str], label: str, seed: int, threads: int, outcome: dict[str, Any]) -> dict:
@@ -165,6 +192,7 @@ def record(ev: Any, arch_row: dict[str, str], label: str, seed: int, threads: in
         "best_val_acc": result.get("best_val_acc", ""),
         "curve": " ".join(f"{a:.4f}" for a in curve(result)),
         "seconds": f"{outcome['seconds']:.2f}",
+        "cpu_seconds": f"{outcome['cpu_seconds']:.2f}",
         "device": str(getattr(ev, "device", "cpu")),
         "amp": precision.amp if precision is not None else "off",
         "epochs": profile.epochs if profile is not None else "",
@@ -188,13 +216,16 @@ def run(args: argparse.Namespace) -> int:
     if args.only:
         wanted = set(args.only.split(","))
         archs = [a for a in archs if a["arch_id"] in wanted]
-    rows = read_rows(args.out)
-    done = {r["key"] for r in rows}
-    fresh = 0
-    for label, name, kwargs, first_n in plan(args):
+    shard, shards = args.shard
+    done = {r["key"] for r in read_rows(args.out)}
+    fresh = item = 0
+    for label, name, kwargs, which in plan(args):
         ev = get_evaluator(name, device=args.device, **kwargs)
         seed = kwargs["seed"]
-        for arch_row in archs[:first_n]:
+        for arch_row in archs[which]:
+            item += 1
+            if (item - 1) % shards != shard:
+                continue
             arch = ArchConfig.from_dict(json.loads(arch_row["arch"]))
             if arch.digest() != arch_row["digest"]:
                 raise ValueError(f"{args.archs}: {arch_row['arch_id']}: digest {arch_row['digest']} is not the arch's")
@@ -206,9 +237,8 @@ def run(args: argparse.Namespace) -> int:
             outcome = evaluate(ev, arch, key, EvaluationFailed)
             if outcome is None:
                 continue  # an unexpected error is logged, not cached: a rerun retries it
-            rows.append(record(ev, arch_row, label, seed, args.threads, outcome))
-            write_rows(args.out, rows)
-            done.add(key)
+            rows = add_row(args.out, record(ev, arch_row, label, seed, args.threads, outcome))
+            done = {r["key"] for r in rows}
             fresh += 1
             score = outcome.get("result", {}).get("score", outcome.get("error"))
             print(f"{label} seed {seed} {arch_row['arch_id']}: {score} in {outcome['seconds']:.0f} s", flush=True)
@@ -216,15 +246,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def evaluate(ev: Any, arch: Any, key: str, failed: type[Exception]) -> dict[str, Any] | None:
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
+
+    def timed(**out: Any) -> dict[str, Any]:
+        return {"key": key, **out, "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu}
+
     try:
         result = ev.evaluate(arch)
     except failed as err:
-        return {"key": key, "error": err.reason, "seconds": time.perf_counter() - start}
+        return timed(error=err.reason)
     except Exception:
         traceback.print_exc()
         return None
-    return {"key": key, "result": result, "seconds": time.perf_counter() - start}
+    return timed(result=result)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    k, sep, n = text.partition("/")
+    if not (sep and k.isdigit() and n.isdigit() and 0 <= int(k) < int(n)):
+        raise argparse.ArgumentTypeError(f"expected K/N with 0 <= K < N, got {text!r}")
+    return int(k), int(n)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -233,7 +274,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="evaluator settings")
     parser.add_argument("--label", help="row label (default: evaluator and settings)")
     parser.add_argument("--plan", choices=["cheap"], help="run every profile of CHEAP instead of --evaluator")
-    parser.add_argument("--ceiling", type=int, default=12, help="reference: archs that also get seed 1")
+    parser.add_argument("--first", type=int, default=30, help="reference: archs with seed 0 before the ceiling's")
+    parser.add_argument("--ceiling", type=int, default=10, help="reference: archs that also get seed 1")
+    parser.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="K/N", help="run every N-th item from K")
     parser.add_argument("--archs", type=Path, default=HERE / "archs.csv")
     parser.add_argument("--out", type=Path, help="CSV cache (default: reference.csv or cheap.csv)")
     parser.add_argument("--only", help="comma-separated arch_ids")

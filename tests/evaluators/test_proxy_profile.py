@@ -16,6 +16,17 @@ def test_vit_stem_matches_target_grid():
     assert adapt_stem(get_preset("deit_tiny"), img_size=32, grid=8).stem.patch_size == 4
 
 
+def test_grid_scale_halves_the_target_grid():
+    deit = adapt_stem(get_preset("deit_tiny"), img_size=28, grid_scale=0.5)  # the proxy's default
+    assert deit.stem.patch_size == 4 and stem_grid_size(deit.stem, 28) == 7
+    pool = adapt_stem(get_preset("poolformer_s12"), img_size=28, grid_scale=0.5)  # 56 x 0.5 = 28 = the image
+    assert pool.stem.patch_size == 1 and stem_grid_size(pool.stem, 28) == 28
+    assert adapt_stem(get_preset("deit_tiny"), img_size=28, grid=14, grid_scale=0.5).stem.patch_size == 2  # grid wins
+    assert ProxyProfile().grid_scale == 0.5
+    with pytest.raises(ValueError, match="ProxyProfile.grid_scale"):
+        ProxyProfile(grid_scale=0)
+
+
 def test_overlapping_stem_bottoms_out_at_stride_one():
     arch = adapt_stem(get_preset("poolformer_s12"), img_size=28)  # 56x56 at 224 is more than 28 px can give
     assert arch.stem.patch_size == 1
@@ -60,4 +71,14 @@ def test_profile_rejects_bad_values_and_records_everything():
     with pytest.raises(ValueError, match="ProxyProfile.epochs"):
         ProxyProfile(epochs=0)
     d = ProxyProfile().to_dict()
-    assert {"img_size", "grid", "width_mult", "epochs", "train_subset", "batch_size", "lr", "seed"} <= set(d)
+    assert {
+        "img_size",
+        "grid",
+        "grid_scale",
+        "width_mult",
+        "epochs",
+        "train_subset",
+        "batch_size",
+        "lr",
+        "seed",
+    } <= set(d)

@@ -117,11 +117,25 @@ def test_failures_are_cached_and_crashes_retried(archs, tmp_path):
     assert FakeEvaluator.calls.count(configs[1].digest()) == 2 and len(runner.read_rows(out)) == 5
 
 
+def test_shards_split_the_plan_and_share_one_csv(archs, tmp_path):
+    path, configs = archs
+    out = tmp_path / "cheap.csv"
+    run(path, out, "--shard", "1/2")
+    assert len(runner.read_rows(out)) == 2  # items 2 and 4 of 5
+    run(path, out, "--shard", "0/2")
+    rows = runner.read_rows(out)
+    assert len(rows) == 5 and len(FakeEvaluator.calls) == 5  # merged, nothing done twice
+    assert all(float(r["cpu_seconds"]) >= 0 for r in rows)
+    with pytest.raises(SystemExit):
+        run(path, out, "--shard", "2/2")
+
+
 def test_reference_plan_adds_the_second_seed_on_the_first_archs():
-    args = argparse.Namespace(plan=None, set=["epochs=2"], label=None, evaluator="reference", ceiling=12)
+    args = argparse.Namespace(plan=None, set=["epochs=2"], label=None, evaluator="reference", ceiling=12, first=30)
     assert runner.plan(args) == [
-        ("reference-epochs2", "reference", {"seed": 0, "epochs": 2}, None),
-        ("reference-epochs2", "reference", {"epochs": 2, "seed": 1}, 12),
+        ("reference-epochs2", "reference", {"seed": 0, "epochs": 2}, slice(None, 30)),
+        ("reference-epochs2", "reference", {"epochs": 2, "seed": 1}, slice(None, 12)),
+        ("reference-epochs2", "reference", {"seed": 0, "epochs": 2}, slice(30, None)),
     ]
     cheap = runner.plan(argparse.Namespace(plan="cheap"))
     assert sum(1 for _, name, _, _ in cheap if name == "proxy") >= 6
