@@ -34,9 +34,17 @@ BEFORE = json.loads((Path(__file__).parent / "proxy_scores_before_engine.json").
 
 @pytest.mark.parametrize("name", sorted(BEFORE))
 def test_cpu_proxy_score_equals_the_pre_engine_value(name):
-    # Recorded with the proxy's own loop before it moved onto the engine (threads=1, float32, CPU).
+    # Recorded with the proxy's own loop before it moved onto the engine (threads=1, float32, CPU, the
+    # target grid: grid_scale=1 was the only grid then).
     ev = ProxyEvaluator(
-        epochs=2, train_subset=200, val_subset=100, threads=1, max_seconds=None, warmup_epochs=1, device="cpu"
+        epochs=2,
+        train_subset=200,
+        val_subset=100,
+        threads=1,
+        max_seconds=None,
+        warmup_epochs=1,
+        grid_scale=1.0,
+        device="cpu",
     )
     result = ev.evaluate(name)
     want = BEFORE[name]
