@@ -17,12 +17,15 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from vitsearch.space.registry import Registry
+
 if TYPE_CHECKING:
     import optuna
 
     from vitsearch.space import ArchConfig
 
-_EVALUATORS: dict[str, type[BaseEvaluator]] = {}
+# Every module of this package is imported on the first lookup, so a new evaluator is one file.
+EVALUATORS: Registry[type[BaseEvaluator]] = Registry("evaluator", discover=("vitsearch.evaluators",), tag="name")
 
 E = TypeVar("E")
 
@@ -91,32 +94,15 @@ class BaseEvaluator(abc.ABC):
 
 def register_evaluator(name: str):
     """Class decorator: make a ``BaseEvaluator`` subclass selectable by ``name``."""
-
-    def wrap(cls: E) -> E:
-        assert name not in _EVALUATORS, f"evaluator {name!r} is registered twice"
-        cls.name = name  # type: ignore[attr-defined]
-        _EVALUATORS[name] = cls  # type: ignore[assignment]
-        return cls
-
-    return wrap
-
-
-def _load_builtins() -> None:
-    # Importing the modules runs their decorators; cheap after the first call.
-    from . import dss, grad_norm, jacob_cov, naswot, proxy, reference, snip, supernet, synflow  # noqa: F401
+    return EVALUATORS.register(name)
 
 
 def list_evaluators() -> list[str]:
-    _load_builtins()
-    return sorted(_EVALUATORS)
+    return EVALUATORS.names()
 
 
 def get_evaluator_class(name: str) -> type[BaseEvaluator]:
-    _load_builtins()
-    try:
-        return _EVALUATORS[name]
-    except KeyError:
-        raise ValueError(f"unknown evaluator {name!r} (registered: {', '.join(list_evaluators())})") from None
+    return EVALUATORS.get(name)
 
 
 def get_evaluator(name: str, **kwargs: Any) -> BaseEvaluator:

@@ -24,25 +24,21 @@ from typing import Any
 import torch
 from torch import nn
 
+from vitsearch.space.registry import Registry
+
 Runner = Callable[[], Any]
 BackendFactory = Callable[[nn.Module, torch.Tensor, int], Runner]
 
-_BACKENDS: dict[str, BackendFactory] = {}
+BACKENDS: Registry[BackendFactory] = Registry("latency backend")
 
 
 def register_backend(name: str) -> Callable[[BackendFactory], BackendFactory]:
     """Decorator: ``factory(model, images, threads) -> run()`` doing one forward pass per call."""
-
-    def wrap(factory: BackendFactory) -> BackendFactory:
-        assert name not in _BACKENDS, f"latency backend {name!r} is registered twice"
-        _BACKENDS[name] = factory
-        return factory
-
-    return wrap
+    return BACKENDS.register(name)
 
 
 def list_backends() -> list[str]:
-    return sorted(_BACKENDS)
+    return BACKENDS.names()
 
 
 @contextlib.contextmanager
@@ -128,8 +124,7 @@ def measure_latency(
     for name, value, low in limits:
         if value < low:
             raise ValueError(f"measure_latency: {name} must be at least {low}, got {value}")
-    if backend not in _BACKENDS:
-        raise ValueError(f"latency backend: unknown {backend!r} (choose from {', '.join(list_backends())})")
+    BACKENDS.get(backend)  # an unknown name fails before the model is built
     if not isinstance(model, nn.Module):
         from vitsearch.space import build_model
 
@@ -153,13 +148,12 @@ def measure_module_latency(
 
     ``img_size`` of the result is the input's last axis (the image side, or the width of tokens).
     """
-    if backend not in _BACKENDS:
-        raise ValueError(f"latency backend: unknown {backend!r} (choose from {', '.join(list_backends())})")
+    factory = BACKENDS.get(backend)
     was_training = module.training
     module.eval()
     try:
         with torch_threads(threads):
-            run = _BACKENDS[backend](module, inputs, threads)
+            run = factory(module, inputs, threads)
             for _ in range(warmup):
                 run()
             times = []

@@ -7,11 +7,13 @@ else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import optuna
 
-PRUNERS = ("pareto", "median", "successive_halving", "hyperband", "none")
+from vitsearch.space.registry import Registry
+
 # Single-objective pruners compare accuracy alone, which is wrong for a Pareto search: a cheap,
 # less accurate architecture is exactly what the front needs. The default `make run` (6 trials,
 # successive halving) pruned 5 of 6 trials and left a front of one point, so the default is
@@ -56,6 +58,37 @@ class DominancePruner(optuna.pruners.BasePruner):
         return dominators >= self.min_dominators
 
 
+PrunerFactory = Callable[..., optuna.pruners.BasePruner]  # (max_resource, **kwargs) -> pruner
+PRUNERS: Registry[PrunerFactory] = Registry("pruner")
+ALIASES = {"dominance": "pareto", "sha": "successive_halving", "asha": "successive_halving", "nop": "none"}
+
+
+@PRUNERS.register("pareto")
+def _pareto(max_resource: int | None, **kwargs: Any) -> optuna.pruners.BasePruner:
+    return DominancePruner(**kwargs)
+
+
+@PRUNERS.register("median")
+def _median(max_resource: int | None, **kwargs: Any) -> optuna.pruners.BasePruner:
+    return optuna.pruners.MedianPruner(**{"n_startup_trials": 3, "n_warmup_steps": 1, **kwargs})
+
+
+@PRUNERS.register("successive_halving")
+def _successive_halving(max_resource: int | None, **kwargs: Any) -> optuna.pruners.BasePruner:
+    return optuna.pruners.SuccessiveHalvingPruner(**{"min_resource": 1, "reduction_factor": 3, **kwargs})
+
+
+@PRUNERS.register("hyperband")
+def _hyperband(max_resource: int | None, **kwargs: Any) -> optuna.pruners.BasePruner:
+    defaults = {"min_resource": 1, "max_resource": max_resource or "auto", "reduction_factor": 3}
+    return optuna.pruners.HyperbandPruner(**{**defaults, **kwargs})
+
+
+@PRUNERS.register("none")
+def _none(max_resource: int | None, **kwargs: Any) -> optuna.pruners.BasePruner:
+    return optuna.pruners.NopPruner()
+
+
 def make_pruner(
     name: str = DEFAULT_PRUNER, max_resource: int | None = None, **kwargs: Any
 ) -> optuna.pruners.BasePruner:
@@ -67,24 +100,12 @@ def make_pruner(
             median of earlier trials at the same epoch, after 3 finished trials and from the
             second epoch on), ``successive_halving``
             (asynchronous SHA, rungs at epochs 1, 3, 9...), ``hyperband`` (brackets of SHA up to
-            ``max_resource`` epochs) or ``none``.
+            ``max_resource`` epochs) or ``none``; ``-`` for ``_`` and the aliases in ``ALIASES``.
         max_resource: the number of epochs a full trial trains (hyperband only; default "auto").
         **kwargs: passed to the pruner, overriding the defaults above.
 
     Raises:
-        ValueError: unknown name.
+        UnknownNameError: unknown name.
     """
     key = name.lower().replace("-", "_")
-    if key in ("pareto", "dominance"):
-        return DominancePruner(**kwargs)
-    if key == "median":
-        return optuna.pruners.MedianPruner(**{"n_startup_trials": 3, "n_warmup_steps": 1, **kwargs})
-    if key in ("successive_halving", "sha", "asha"):
-        return optuna.pruners.SuccessiveHalvingPruner(**{"min_resource": 1, "reduction_factor": 3, **kwargs})
-    if key == "hyperband":
-        return optuna.pruners.HyperbandPruner(
-            **{"min_resource": 1, "max_resource": max_resource or "auto", "reduction_factor": 3, **kwargs}
-        )
-    if key in ("none", "nop"):
-        return optuna.pruners.NopPruner()
-    raise ValueError(f"unknown pruner {name!r} (choose from {', '.join(PRUNERS)})")
+    return PRUNERS.get(ALIASES.get(key, key))(max_resource, **kwargs)

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from vitsearch.space.files import atomic_write_text
+
 from .base import BaseEvaluator, EvaluationFailed
 
 if TYPE_CHECKING:
@@ -54,10 +56,7 @@ class ResultCache:
 
     def put(self, evaluator: BaseEvaluator, arch: ArchConfig, record: dict[str, Any]) -> None:
         path = self.path(evaluator, arch)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(record, indent=1, default=_json_default))
-        tmp.replace(path)  # atomic: a crash never leaves half a record
+        atomic_write_text(path, json.dumps(record, indent=1, default=_json_default))  # a crash never leaves half
 
 
 def _json_default(value: Any) -> Any:

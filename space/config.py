@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from .files import atomic_write_text
+
 CONFIG_VERSION = 1
 
 STEM_TYPES = ("patch", "conv")
@@ -131,9 +133,7 @@ class ArchConfig:
         """Write YAML or JSON by suffix, atomically (a crash never leaves half a file)."""
         path = Path(path)
         text = self.to_json() if path.suffix == ".json" else self.to_yaml()
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        atomic_write_text(path, text)
 
     @classmethod
     def load(cls, path: str | Path) -> ArchConfig:
@@ -313,7 +313,7 @@ def _one_of(value: str, choices: tuple[str, ...], path: str) -> None:
 
 def validate(arch: ArchConfig) -> ArchConfig:
     """Raise ``ConfigError`` naming the field path of the first impossible setting."""
-    from .registry import get_downsample, get_mixer, list_downsamples, list_mixers
+    from .registry import MIXERS, UnknownNameError, get_downsample, get_mixer, list_downsamples, list_mixers
 
     _one_of(arch.stem.type, STEM_TYPES, "stem.type")
     _one_of(arch.position, POSITION_TYPES, "position")
@@ -356,11 +356,9 @@ def validate(arch: ArchConfig) -> ArchConfig:
             )
         for bi, block in enumerate(stage.blocks):
             bpath = f"{path}.blocks[{bi}]"
-            if block.mixer.type not in list_mixers():
-                raise ConfigError(
-                    f"{bpath}.mixer.type",
-                    f"unknown mixer {block.mixer.type!r} (registered: {', '.join(list_mixers())})",
-                )
+            if block.mixer.type not in MIXERS:
+                unknown = UnknownNameError("mixer", block.mixer.type, list_mixers())
+                raise ConfigError(f"{bpath}.mixer.type", str(unknown))
             get_mixer(block.mixer.type).validate(block.mixer, stage.width, f"{bpath}.mixer")
             _validate_mlp(block, stage.width, bpath)
         prev_width = stage.width

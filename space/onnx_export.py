@@ -15,8 +15,6 @@ Linformer's sequence projection), so the input side is the model's ``img_size``.
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ import torch
 from torch import nn
 
 from .config import ConfigError
+from .files import atomic_path
 
 OPSET = 17  # the lowest opset with DFT; the issue asks for 17 or newer
 OPSETS = range(17, 20)  # DFT's axis attribute (see the module docstring)
@@ -88,10 +87,8 @@ def export_onnx_module(module: nn.Module, example: torch.Tensor, path: str | Pat
     path.parent.mkdir(parents=True, exist_ok=True)
     was_training = model.training
     model.eval()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".onnx", dir=path.parent)
-    os.close(fd)
     try:
-        with _fft_symbolics(opset), warnings.catch_warnings(), torch.no_grad():
+        with atomic_path(path, mode=0o644) as tmp, _fft_symbolics(opset), warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
             torch.onnx.export(
                 model,
@@ -104,11 +101,6 @@ def export_onnx_module(module: nn.Module, example: torch.Tensor, path: str | Pat
                 dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
                 do_constant_folding=True,
             )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     finally:
         model.train(was_training)
     return path

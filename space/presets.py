@@ -7,25 +7,22 @@ from pathlib import Path
 from typing import Any
 
 from .config import ArchConfig, BlockConfig, ConfigError, MixerConfig, StageConfig, StemConfig
+from .registry import Registry
 
-PRESETS: dict[str, Callable[[], ArchConfig]] = {}
+PRESETS: Registry[Callable[[], ArchConfig]] = Registry("preset")
 
 
 def register_preset(fn: Callable[[], ArchConfig]) -> Callable[[], ArchConfig]:
-    assert fn.__name__ not in PRESETS, f"preset {fn.__name__!r} is registered twice"
-    PRESETS[fn.__name__] = fn
-    return fn
+    """Decorator: the function's name is the preset's name."""
+    return PRESETS.register()(fn)
 
 
 def list_presets() -> list[str]:
-    return sorted(PRESETS)
+    return PRESETS.names()
 
 
 def get_preset(name: str) -> ArchConfig:
-    try:
-        return PRESETS[name]()
-    except KeyError:
-        raise ConfigError("", f"unknown preset {name!r} (presets: {', '.join(list_presets())})") from None
+    return PRESETS.get(name)()
 
 
 def resolve_arch(arch: ArchConfig | str | Path | Mapping[str, Any]) -> ArchConfig:

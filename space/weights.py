@@ -14,8 +14,6 @@ naming the file and what is wrong, for the CLI to print as one line.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import torch
 from torch import nn
 
 from .config import ArchConfig, ConfigError
+from .files import atomic_path
 
 FORMS = ("train", "deployed")
 _PROFILE_KEYS = ("img_size", "in_chans", "num_classes")
@@ -59,15 +58,8 @@ def save_weights(model: nn.Module, path: str | Path, form: str, **extra: Any) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     # safetensors refuses shared or non-contiguous storage; clones are cheap at these sizes.
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, mode=0o644) as tmp:
         save_file(tensors, tmp, metadata=weights_metadata(model, form, **extra))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from vitsearch.space.files import atomic_path, atomic_write_text
 from vitsearch.space.search_space import SearchSpace
 
 from .dims import SupernetProfile
@@ -48,9 +48,8 @@ def checkpoint_dir(path: str | Path) -> Path:
 
 
 def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 
 
 def _sha1(path: Path) -> str:
@@ -101,9 +100,7 @@ def save_checkpoint(
             "group_sizes": [len(g["params"]) for g in state["param_groups"]],
             "scalars": scalars,
         }
-    tmp = folder / f".{META}.tmp"
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, folder / META)
+    atomic_write_text(folder / META, json.dumps(record, indent=1))
     return folder
 
 
