@@ -1,0 +1,53 @@
+"""Atomic file writes: a reader, or a process killed mid-write, sees the old file or the new one, never half.
+
+The one helper for every output of the tree (configs, weights, ONNX files, checkpoints, CSVs,
+plots, cache records). The temporary file is created beside the target (a rename is atomic
+only within one file system) with mode 0o666, so the kernel applies the process's umask and the
+file gets the usual permissions without reading or changing the umask. No fsync: the writes
+survive a killed process, not a power cut, as before this module existed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, mode: int | None = None) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write by any means; renamed onto ``path`` when the block ends.
+
+    Args:
+        path: the file to replace (its folder is created if needed).
+        mode: permissions to set before the rename; None = 0o666 less the umask.
+
+    On an exception the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The target's suffix last: writers that choose a format by suffix (torch.onnx.export) see the right one.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{path.suffix}")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies here
+    try:
+        yield tmp
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, mode: int | None = None) -> Path:
+    """Write ``data`` to ``path`` atomically; see ``atomic_path``."""
+    with atomic_path(path, mode) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def atomic_write_text(path: str | Path, text: str, mode: int | None = None) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; see ``atomic_path``."""
+    return atomic_write_bytes(path, text.encode(), mode)
