@@ -360,13 +360,13 @@ def validate(arch: ArchConfig) -> ArchConfig:
                 unknown = UnknownNameError("mixer", block.mixer.type, list_mixers())
                 raise ConfigError(f"{bpath}.mixer.type", str(unknown))
             get_mixer(block.mixer.type).validate(block.mixer, stage.width, f"{bpath}.mixer")
-            _validate_mlp(block, stage.width, bpath)
+            validate_mlp(block, stage.width, bpath)
         prev_width = stage.width
     _validate_sharing(arch)
     return arch
 
 
-def _validate_mlp(block: BlockConfig, width: int, path: str) -> None:
+def validate_mlp(block: BlockConfig, width: int, path: str) -> None:
     if not block.mlp_ratio > 0:
         raise ConfigError(f"{path}.mlp_ratio", f"must be positive, got {block.mlp_ratio}")
     hidden = int(width * block.mlp_ratio)

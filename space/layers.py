@@ -7,6 +7,8 @@ one block. Conv-like layers view the grid part as ``(B, C, H, W)`` when they nee
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -15,6 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import BlockConfig, ConfigError, MixerConfig
+from .mlp import Mlp
+from .scheme import make_scheme_mlp
 
 
 @dataclass(frozen=True)
@@ -88,14 +92,45 @@ def join_prefix(prefix: torch.Tensor, spatial: torch.Tensor) -> torch.Tensor:
     return torch.cat([prefix, tokens], dim=1) if prefix.shape[1] else tokens
 
 
+@dataclass(frozen=True)
+class SupernetSizes:
+    """The largest sizes one layer of a weight-sharing supernet holds for a mixer candidate.
+
+    ``evaluators/supernet`` fills it in from the search space; ``Mixer.supernet_weights``
+    builds the candidate's tensors at these sizes.
+    """
+
+    width: int  # the widest path
+    heads: int  # the most heads of any path (1 when the space has no head choice)
+    head_dims: tuple[int, ...]  # every ``width / heads`` a path can have
+    grids: tuple[TokenGrid, ...]  # every token grid a path can see, ascending
+    seed: str  # names the layer and candidate, for seeded draws
+
+    @property
+    def grid(self) -> TokenGrid:
+        return self.grids[-1] if self.grids else TokenGrid(1, 1)
+
+
+# An fvcore op handle: (traced inputs, traced outputs) -> FLOPs.
+FlopHandle = Callable[[list[Any], list[Any]], int]
+
+
 class Mixer(nn.Module):
     """Base of every token mixer. Subclasses register with ``@register_mixer``.
 
-    Class attributes describe the mixer to validation and search:
-    ``OPTIONS`` (option name -> default, the type of the default is enforced),
-    ``USES_HEADS`` (takes ``mixer.heads``), ``SHARES_ATTENTION`` (has an attention map that
-    a following block may reuse, and can reuse one: such a mixer follows the sharing protocol
-    documented on ``ForwardContext``).
+    A mixer is one file: everything below is declared on its class, and the model builder,
+    validation, search space, FLOP counter, supernet and ONNX exporter read it from there.
+
+    - ``OPTIONS`` (option name -> default, the type of the default is enforced),
+      ``USES_HEADS`` (takes ``mixer.heads``), ``SHARES_ATTENTION`` (has an attention map that
+      a following block may reuse, and can reuse one: such a mixer follows the sharing protocol
+      documented on ``ForwardContext``); ``validate`` and ``flops`` (analytic, equal to fvcore).
+    - ``FLOP_HANDLES`` (fvcore op name -> handle) and ``FREE_OPS`` (op names that cost nothing
+      by the convention) for ops of this mixer that fvcore does not count out of the box.
+    - ``ONNX_SYMBOLICS`` (op name -> TorchScript-exporter symbolic) for ops that have none.
+    - Weight sharing: ``supernet_weights`` (what a supernet layer holds for the mixer),
+      ``supernet_sources`` (where a path-sized mixer's tensors come from in it) and
+      ``for_supernet_path``; ``evaluators/supernet`` interprets them (torch only here).
     """
 
     NAME: ClassVar[str] = ""
@@ -103,6 +138,9 @@ class Mixer(nn.Module):
     OPTIONS: ClassVar[dict[str, Any]] = {}
     USES_HEADS: ClassVar[bool] = False
     SHARES_ATTENTION: ClassVar[bool] = False
+    FLOP_HANDLES: ClassVar[dict[str, FlopHandle]] = {}
+    FREE_OPS: ClassVar[frozenset[str]] = frozenset()
+    ONNX_SYMBOLICS: ClassVar[dict[str, Callable[..., Any]]] = {}
 
     def __init__(self, dim: int, cfg: MixerConfig, grid: TokenGrid):
         super().__init__()
@@ -151,6 +189,31 @@ class Mixer(nn.Module):
         raise TypeError(f"mixer {cls.NAME!r} defines no analytic FLOP formula")
 
     # Subclasses define ``forward(x, ctx) -> Tensor`` mapping (B, N, C) to (B, N, C).
+
+    # --- weight sharing (AutoFormer's weight entanglement; evaluators/supernet applies it) ---
+    @classmethod
+    def supernet_weights(cls, cfg: MixerConfig, sizes: SupernetSizes) -> nn.Module:
+        """The tensors a supernet layer keeps for this candidate (``cfg.heads`` is ignored).
+
+        Default: the mixer itself at the largest width, head count and grid, so every tensor of
+        a path's mixer is the leading slice ``W[:out, :in, ...]`` of the same-named tensor here.
+        Override it (and ``supernet_sources``) for tensors kept per size or laid out in blocks.
+        """
+        heads = sizes.heads if cls.USES_HEADS else None
+        return cls(sizes.width, dataclasses.replace(cfg, heads=heads), sizes.grid)
+
+    def supernet_sources(self, weights: nn.Module) -> dict[str, torch.Tensor]:
+        """Where this path-sized mixer's tensors come from in ``weights``, where not by name.
+
+        For each tensor name returned, the supernet takes the leading slice of the given tensor
+        to this mixer's shape; every other tensor is the leading slice of the same-named tensor
+        of ``weights``. Raises ``LookupError`` when ``weights`` holds nothing for this size.
+        """
+        return {}
+
+    def for_supernet_path(self) -> None:
+        """Called on the mixer of a supernet path: its tensors are the supernet's, so it must
+        not change them itself (random redraws and the like)."""
 
 
 def _same_kind(value: Any, default: Any) -> bool:
@@ -224,30 +287,11 @@ class LayerScale(nn.Module):
         return x * self.gamma
 
 
-class Mlp(nn.Module):
-    """Dense two-layer MLP (timm ``Mlp``): ``fc2(gelu(fc1(x)))``."""
-
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-    @staticmethod
-    def flops(dim: int, cfg: BlockConfig, tokens: int) -> int:
-        return 2 * tokens * dim * int(dim * cfg.mlp_ratio) // cfg.mlp_groups
-
-
 def make_mlp(dim: int, cfg: BlockConfig) -> nn.Module:
     """The block's channel mixer: timm's dense ``Mlp`` unless ``mlp_groups > 1`` or ``cca`` (SCHEME)."""
     hidden = int(dim * cfg.mlp_ratio)
     if cfg.mlp_groups == 1 and not cfg.cca:
         return Mlp(dim, hidden)
-    from .scheme import make_scheme_mlp  # imports this module
-
     return make_scheme_mlp(dim, hidden, cfg.mlp_groups, cfg.cca)
 
 

@@ -140,7 +140,7 @@ class VitModel(nn.Module):
         import copy
 
         deployed = copy.deepcopy(self).eval()
-        _reparameterize_children(deployed)
+        reparameterize_children(deployed)
         return deployed
 
     def cca_weights(self) -> dict[str, float]:
@@ -154,9 +154,9 @@ class VitModel(nn.Module):
         }
 
 
-def _reparameterize_children(module: nn.Module) -> None:
+def reparameterize_children(module: nn.Module) -> None:
     for name, child in list(module.named_children()):
-        _reparameterize_children(child)
+        reparameterize_children(child)
         reparam = getattr(child, "reparameterize", None)
         if callable(reparam):
             replacement = reparam()

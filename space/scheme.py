@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import Mlp
+from .mlp import Mlp
 
 FORMS = ("conv", "bmm", "split", "auto")
 # Chosen by studies/bench_block_diagonal_mlp.py (CPU, fp32, forward+backward and inference,

@@ -52,8 +52,8 @@ from .config import (
     MixerConfig,
     StageConfig,
     StemConfig,
-    _validate_mlp,
     validate,
+    validate_mlp,
     yaml_problem,
 )
 from .layers import Block, TokenGrid
@@ -193,7 +193,7 @@ class SearchSpace:
                 for block in _layer_candidates(stage.layer, width):
                     try:
                         get_mixer(block.mixer.type).validate(block.mixer, width, f"{path}.layer")
-                        _validate_mlp(block, width, f"{path}.layer")
+                        validate_mlp(block, width, f"{path}.layer")
                     except ConfigError as err:
                         raise ConfigError(err.path, f"{err.problem} (at width {width})") from None
             prev_widths = widths
@@ -332,7 +332,7 @@ class SearchSpace:
         FLOPs grow with width and depth, so those take their extreme; block costs are
         independent given the grid except for attention sharing, which the DP tracks.
         """
-        from vitsearch.evaluators.complexity import analytic_flops
+        from .analytic import analytic_flops  # imports the layers, which a space file need not
 
         candidates = []
         globals_ = itertools.product(self.stem_type, self.patch_size, self.position, self.head, self.norm)
@@ -370,7 +370,7 @@ def _heads(mixer: str, width: int, head_dim: int) -> int | None:
     return max(1, width // head_dim) if get_mixer(mixer).USES_HEADS else None
 
 
-def _option_combos(options: tuple[tuple[str, tuple], ...]):
+def option_combos(options: tuple[tuple[str, tuple], ...]):
     keys = [k for k, _ in options]
     for values in itertools.product(*(v for _, v in options)):
         yield tuple(sorted(zip(keys, values, strict=True)))
@@ -459,7 +459,7 @@ def _layer_candidates(layer: LayerSpace, width: int):
     """Every block one layer of the stage can be, without sharing."""
     for mixer in layer.mixer:
         head_dims = layer.head_dim if get_mixer(mixer).USES_HEADS else (None,)
-        for hd, opts in itertools.product(head_dims, list(_option_combos(layer.options_for(mixer)))):
+        for hd, opts in itertools.product(head_dims, list(option_combos(layer.options_for(mixer)))):
             heads = _heads(mixer, width, hd) if hd else None
             for ratio, groups, cca in itertools.product(layer.mlp_ratio, layer.mlp_groups, layer.cca):
                 cfg = MixerConfig(mixer, heads=heads, options=opts)

@@ -29,7 +29,7 @@ from torch.func import functional_call
 
 from vitsearch.space import ArchConfig, MixerConfig, VitModel, build_model
 from vitsearch.space.mixers.performer import Performer
-from vitsearch.space.search_space import SearchSpace, _option_combos
+from vitsearch.space.search_space import SearchSpace, option_combos
 
 from .dims import PathError, SpaceDims, StageDims, SupernetProfile, space_dims
 from .elastic import (
@@ -54,7 +54,7 @@ def _mixer_candidates(stage) -> list[MixerConfig]:
     """Mixer type + options of every block the stage's layer space can hold (heads are elastic)."""
     seen: dict[str, MixerConfig] = {}
     for mixer in stage.layer.mixer:
-        for options in _option_combos(stage.layer.options_for(mixer)):
+        for options in option_combos(stage.layer.options_for(mixer)):
             cfg = MixerConfig(mixer, options=options)
             seen.setdefault(candidate_key(cfg), cfg)
     return [seen[k] for k in sorted(seen)]
