@@ -9,6 +9,7 @@ silently counting zero.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable, Iterable

@@ -7,12 +7,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import MixerConfig
-from ..layers import ForwardContext, Mixer, TokenGrid
+from ..layers import ForwardContext, TokenGrid
 from ..registry import register_mixer
+from .qkv import QkvMixer
 
 
 @register_mixer("attention")
-class Attention(Mixer):
+class Attention(QkvMixer):
     """timm's ``Attention``: ``proj(softmax(q k^T / sqrt(d_h)) v)`` with one fused qkv linear.
 
     ``fused=True`` runs ``F.scaled_dot_product_attention``; ``fused=False`` writes the same
@@ -27,7 +28,6 @@ class Attention(Mixer):
 
     SUMMARY = "softmax self-attention (ViT/DeiT), fused SDPA"
     OPTIONS = {"qkv_bias": True}
-    USES_HEADS = True
     SHARES_ATTENTION = True
 
     def __init__(
@@ -39,16 +39,9 @@ class Attention(Mixer):
         share_attention: bool = False,
         keep_attention: bool = False,
     ):
-        super().__init__(dim, cfg, grid)
-        self.heads = self.resolve_heads(cfg, dim)
-        self.head_dim = dim // self.heads
-        self.scale = self.head_dim**-0.5
+        super().__init__(dim, cfg, grid, values_only=share_attention)
         self.share_attention = share_attention
         self.keep_attention = keep_attention
-        if share_attention:
-            self.v = nn.Linear(dim, dim, bias=self.opts["qkv_bias"])
-        else:
-            self.qkv = nn.Linear(dim, dim * 3, bias=self.opts["qkv_bias"])
         self.proj = nn.Linear(dim, dim)
         self.fused = True
 
@@ -60,15 +53,11 @@ class Attention(Mixer):
         return n * dim * 3 * dim + 2 * n * n * dim + n * dim * dim  # qkv, q k^T and attn v, proj
 
     def forward(self, x: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
-        b, n, c = x.shape
+        b, n, _ = x.shape
         if self.share_attention:
             attn = ctx.shared_attention(b, self.heads, n)  # (B, H, N, N), kept by an earlier block
-            v = self.v(x).reshape(b, n, self.heads, self.head_dim).transpose(1, 2)  # (B, H, N, d_h)
-            x = attn @ v
-            return self.proj(x.transpose(1, 2).reshape(b, n, c))
-        qkv = self.qkv(x).reshape(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # each (B, H, N, d_h)
-        q, k = ctx.apply_rope(q, k)
+            return self.merge_heads(attn @ self.project_v(x))
+        q, k, v = self.project_qkv(x, ctx)  # each (B, H, N, d_h)
         if self.fused and not self.keep_attention:
             x = F.scaled_dot_product_attention(q, k, v)
         else:
@@ -76,4 +65,4 @@ class Attention(Mixer):
             if self.keep_attention:
                 ctx.attn = attn
             x = attn @ v
-        return self.proj(x.transpose(1, 2).reshape(b, n, c))
+        return self.merge_heads(x)

@@ -31,6 +31,9 @@ class DepthwiseConvMixer(Mixer):
     into the convs, in the deployed form (fusing would change the counted FLOPs of the trained
     model's eval form). A cls token has no place on the grid: its mixer output is zero, as with
     ``pool``, so it is carried unchanged by the residual (DWNet itself has no cls token).
+
+    Weight sharing: the supernet holds this mixer at the largest width; a path takes the leading
+    channels of every conv and BatchNorm (the default rule).
     """
 
     SUMMARY = "DWNet local 7x7 depth-wise conv mixer"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import torch
 
@@ -54,6 +55,56 @@ def real_dft2_matmul(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([p - q, p + q], dim=-2).index_select(-2, _mirror_index(n).to(x.device))
 
 
+def fft_flops(inputs: list[Any], outputs: list[Any]) -> int:
+    """fvcore handle: ``N log2 N`` per transformed line for each transformed dimension (radix-2).
+
+    Applies to ``aten::fft_fft`` (one dim, given or the last), ``aten::fft_fft2`` and
+    ``aten::fft_fftn`` (the given dims, default the last two / all).
+    """
+    shape = inputs[0].type().sizes()
+    numel = math.prod(int(size) for size in shape)
+    dims = _fft_dims(inputs, len(shape))
+    return int(sum(numel * math.log2(shape[d]) for d in dims if shape[d] > 1))
+
+
+def _fft_dims(inputs: list[Any], rank: int) -> list[int]:
+    # fft_fft(self, n, dim, norm); fft_fft2(self, s, dim, norm); fft_fftn(self, s, dim, norm)
+    dim_arg = inputs[2].toIValue() if len(inputs) > 2 else None
+    if dim_arg is None and len(inputs) > 2 and inputs[2].node().kind() == "prim::ListConstruct":
+        # a traced dim list (fft2's default (-2, -1), or fftn's dim=...) is built, not a constant
+        dim_arg = [v.toIValue() for v in inputs[2].node().inputs()]
+    if dim_arg is None:
+        return list(range(rank))
+    if isinstance(dim_arg, int):
+        return [dim_arg % rank]
+    return [d % rank for d in dim_arg]
+
+
+def _fft2_symbolic(g, x, s, dim, norm):
+    """ONNX: ``aten::fft_fft2`` of a real tensor as one ``DFT`` per transformed axis, on a trailing
+    (real, imag) axis. ``DFT``'s ``axis`` is an attribute up to opset 19 and an input from 20, so
+    this serves opsets 17 to 19 (``onnx_export.OPSETS``)."""
+    from torch.onnx import symbolic_helper
+
+    dims = symbolic_helper._maybe_get_const(dim, "is")
+    if not isinstance(dims, (list, tuple)):
+        raise RuntimeError("fft2 export: the transformed dims must be constants")
+    if not symbolic_helper._is_none(s):
+        raise RuntimeError("fft2 export: an explicit output size s is not supported")
+    if not symbolic_helper._is_none(norm):
+        raise RuntimeError("fft2 export: only the default norm ('backward') is supported")
+    out = g.op("Unsqueeze", x, g.op("Constant", value_t=torch.tensor([-1])))  # (..., 1): real signal
+    for d in dims:
+        # one more trailing axis than the torch tensor: count negative axes one further from the end
+        out = g.op("DFT", out, axis_i=d - 1 if d < 0 else d, inverse_i=0, onesided_i=0)
+    return out  # (..., 2): real and imaginary parts
+
+
+def _real_symbolic(g, x):
+    """ONNX has no complex tensors: ``aten::real`` takes element 0 of the trailing (real, imag) axis."""
+    return g.op("Gather", x, g.op("Constant", value_t=torch.tensor(0)), axis_i=-1)
+
+
 @register_mixer("fnet")
 class FNet(Mixer):
     """FNet mixing (Lee-Thorp et al., "FNet: Mixing Tokens with Fourier Transforms", NAACL 2022).
@@ -70,8 +121,8 @@ class FNet(Mixer):
     ``DFT`` op runs at 0.1 GFLOP/s (8.8 ms at 197 tokens, against under 1 ms for the matmuls).
     The FNet paper itself computes its DFT with matrices on TPUs for short sequences.
 
-    FLOPs: counted as the transform, ``N log2 N`` per transformed line (``fft_flops`` in
-    ``evaluators/complexity.py``): ``C`` lines of length ``N`` and ``N`` lines of length ``C``,
+    FLOPs: counted as the transform, ``N log2 N`` per transformed line (``fft_flops``, this
+    mixer's fvcore handle): ``C`` lines of length ``N`` and ``N`` lines of length ``C``,
     whichever kernel runs, not as the deployed matmuls (``2 N C^2 + N^2 C``, ~50x more at 197
     tokens). The count is what the budget check uses before any model exists, so it cannot
     depend on the backend a model is later deployed to (torch's FFT and the ONNX matmuls would
@@ -85,6 +136,10 @@ class FNet(Mixer):
 
     SUMMARY = "FNet: real part of a 2-D FFT, no parameters (ViX)"
     OPTIONS: dict = {}
+    FLOP_HANDLES = {"aten::fft_fft": fft_flops, "aten::fft_fft2": fft_flops, "aten::fft_fftn": fft_flops}
+    FREE_OPS = frozenset({"aten::real", "aten::imag"})
+    # Any other torch.fft.fft2(...).real exports through these (FNet's own export form needs none).
+    ONNX_SYMBOLICS = {"aten::fft_fft2": _fft2_symbolic, "aten::real": _real_symbolic}
 
     def __init__(self, dim: int, cfg: MixerConfig, grid: TokenGrid):
         super().__init__(dim, cfg, grid)

@@ -9,12 +9,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ConfigError, MixerConfig
-from ..layers import ForwardContext, Mixer, TokenGrid
+from ..layers import ForwardContext, SupernetSizes, TokenGrid
 from ..registry import register_mixer
+from .qkv import QkvMixer
+
+
+def sequence_projection(k: int, tokens: int) -> nn.Parameter:
+    """``E: N -> k``, initialised like fairseq's Linformer (Xavier uniform, gain ``1/sqrt(2)``)."""
+    e = nn.Parameter(torch.empty(k, tokens))
+    nn.init.xavier_uniform_(e, gain=1 / math.sqrt(2))
+    return e
 
 
 @register_mixer("linformer")
-class Linformer(Mixer):
+class Linformer(QkvMixer):
     """Linformer attention (Wang et al., "Linformer: Self-Attention with Linear Complexity", 2020).
 
     Keys and values ``(B, H, N, d_h)`` are mapped along the sequence by one learned
@@ -33,21 +41,19 @@ class Linformer(Mixer):
     one kv head); ``E`` is initialised like fairseq's Linformer (Xavier uniform, gain
     ``1/sqrt(2)``) and is a parameter, not an ``nn.Linear``, so the ViT init does not rescale it.
     RoPE, when used, rotates keys before the sequence projection.
+
+    Weight sharing: ``E`` is held per token count ``N`` (positions of different grids mean
+    different things); a path takes the leading ``k`` rows of its grid's ``E``.
     """
 
     SUMMARY = "Linformer: keys/values projected along the sequence to k (ViX)"
     OPTIONS = {"k": 64, "qkv_bias": True}
-    USES_HEADS = True
 
     def __init__(self, dim: int, cfg: MixerConfig, grid: TokenGrid):
         super().__init__(dim, cfg, grid)
-        self.heads = self.resolve_heads(cfg, dim)
-        self.head_dim = dim // self.heads
         self.seq_len = grid.tokens
         self.k = self.resolve_k(cfg, grid)
-        self.qkv = nn.Linear(dim, dim * 3, bias=self.opts["qkv_bias"])
-        self.seq_proj = nn.Parameter(torch.empty(self.k, self.seq_len))  # E, shared by keys and values
-        nn.init.xavier_uniform_(self.seq_proj, gain=1 / math.sqrt(2))
+        self.seq_proj = sequence_projection(self.k, self.seq_len)  # E, shared by keys and values
         self.proj = nn.Linear(dim, dim)
 
     @classmethod
@@ -67,13 +73,25 @@ class Linformer(Mixer):
         # qkv and proj; E on keys and on values; q (Ek)^T and attn (Ev) inside SDPA
         return 4 * n * dim * dim + 2 * n * k * dim + 2 * n * k * dim
 
+    @classmethod
+    def supernet_weights(cls, cfg: MixerConfig, sizes: SupernetSizes) -> nn.Module:
+        weights = cls.qkv_supernet_weights(cfg, sizes)
+        weights.seq_proj = nn.ParameterDict()
+        for n in sorted({grid.tokens for grid in sizes.grids}):
+            weights.seq_proj[f"n{n}"] = sequence_projection(min(cls.option(cfg, "k"), n), n)
+        return weights
+
+    def supernet_sources(self, weights: nn.Module) -> dict[str, torch.Tensor]:
+        key = f"n{self.seq_len}"
+        if key not in weights.seq_proj:
+            raise LookupError(f"no Linformer projection for {self.seq_len} tokens in the supernet")
+        return {**super().supernet_sources(weights), "seq_proj": weights.seq_proj[key]}
+
     def forward(self, x: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
-        b, n, c = x.shape
+        n = x.shape[1]
         assert n == self.seq_len, f"Linformer was built for {self.seq_len} tokens, got {n}"
-        qkv = self.qkv(x).reshape(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # each (B, H, N, d_h)
-        q, k = ctx.apply_rope(q, k)
+        q, k, v = self.project_qkv(x, ctx)  # each (B, H, N, d_h)
         k = F.linear(k.transpose(-2, -1), self.seq_proj).transpose(-2, -1)  # (B, H, k, d_h)
         v = F.linear(v.transpose(-2, -1), self.seq_proj).transpose(-2, -1)  # (B, H, k, d_h)
         x = F.scaled_dot_product_attention(q, k, v)  # (B, H, N, d_h)
-        return self.proj(x.transpose(1, 2).reshape(b, n, c))
+        return self.merge_heads(x)

@@ -9,8 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ConfigError, MixerConfig
-from ..layers import ForwardContext, Mixer, TokenGrid
+from ..layers import ForwardContext, SupernetSizes, TokenGrid
 from ..registry import register_mixer
+from .qkv import QkvMixer
 
 
 def landmark_layout(tokens: int, landmarks: int) -> tuple[int, int, int]:
@@ -25,6 +26,21 @@ def landmark_layout(tokens: int, landmarks: int) -> tuple[int, int, int]:
     segment = math.ceil(tokens / min(landmarks, tokens))
     m = math.ceil(tokens / segment)
     return m, segment, m * segment - tokens
+
+
+def landmark_counts(tokens: int, landmarks: int, device: torch.device | None = None) -> torch.Tensor:
+    """``(m, 1)``: real tokens in each landmark segment (the first one holds the padding)."""
+    m, segment, pad = landmark_layout(tokens, landmarks)
+    counts = torch.full((m, 1), float(segment), device=device)
+    counts[0] -= pad
+    return counts
+
+
+def value_conv(heads: int, kernel: int) -> nn.Conv2d | None:
+    """The depth-wise convolution along the sequence over each head's values (``None`` for kernel 0)."""
+    if not kernel:
+        return None
+    return nn.Conv2d(heads, heads, (kernel, 1), padding=(kernel // 2, 0), groups=heads, bias=False)
 
 
 def iterative_pinv(a: torch.Tensor, iters: int) -> torch.Tensor:
@@ -45,7 +61,7 @@ def iterative_pinv(a: torch.Tensor, iters: int) -> torch.Tensor:
 
 
 @register_mixer("nystrom")
-class Nystrom(Mixer):
+class Nystrom(QkvMixer):
     """Nystromformer attention (Xiong et al., "Nystromformer: A Nystrom-Based Algorithm for
     Approximating Self-Attention", AAAI 2021).
 
@@ -72,28 +88,22 @@ class Nystrom(Mixer):
     over the batch, so an image's output does not depend on the rest of the batch. The
     product is evaluated as ``k1 (Z (k3 v))``, the same value in fewer FLOPs than
     ``(k1 Z)(k3 v)`` when ``N > d_h``.
+
+    Weight sharing: the value convolution is per head, so a supernet layer holds it at the most
+    heads and a path takes its leading heads.
     """
 
     SUMMARY = "Nystromformer: landmark approximation of softmax attention (ViX)"
     OPTIONS = {"landmarks": 64, "pinv_iters": 6, "conv_kernel": 33, "qkv_bias": True}
-    USES_HEADS = True
+    FREE_OPS = frozenset({"aten::eye"})  # the pseudo-inverse's identity matrices
 
     def __init__(self, dim: int, cfg: MixerConfig, grid: TokenGrid):
         super().__init__(dim, cfg, grid)
-        self.heads = self.resolve_heads(cfg, dim)
-        self.head_dim = dim // self.heads
+        self.tokens = grid.tokens
         self.landmarks, self.segment, self.pad = landmark_layout(grid.tokens, self.opts["landmarks"])
         self.pinv_iters = self.opts["pinv_iters"]
-        counts = torch.full((self.landmarks, 1), float(self.segment))
-        counts[0] -= self.pad  # the first segment holds the padding
-        self.register_buffer("counts", counts, persistent=False)
-        self.qkv = nn.Linear(dim, dim * 3, bias=self.opts["qkv_bias"])
-        kernel = self.opts["conv_kernel"]
-        self.conv = (
-            nn.Conv2d(self.heads, self.heads, (kernel, 1), padding=(kernel // 2, 0), groups=self.heads, bias=False)
-            if kernel
-            else None
-        )
+        self.register_buffer("counts", landmark_counts(grid.tokens, self.opts["landmarks"]), persistent=False)
+        self.conv = value_conv(self.heads, self.opts["conv_kernel"])
         self.proj = nn.Linear(dim, dim)
 
     @classmethod
@@ -121,6 +131,17 @@ class Nystrom(Mixer):
             + n * dim * kernel  # depth-wise value convolution
         )
 
+    @classmethod
+    def supernet_weights(cls, cfg: MixerConfig, sizes: SupernetSizes) -> nn.Module:
+        weights = cls.qkv_supernet_weights(cfg, sizes)
+        weights.conv = value_conv(sizes.heads, cls.option(cfg, "conv_kernel"))
+        return weights
+
+    def supernet_sources(self, weights: nn.Module) -> dict[str, torch.Tensor]:
+        # counts is derived from the grid and not saved: computed afresh where the weights live
+        counts = landmark_counts(self.tokens, self.opts["landmarks"], device=weights.proj.weight.device)
+        return {**super().supernet_sources(weights), "counts": counts}
+
     def segment_means(self, t: torch.Tensor) -> torch.Tensor:
         """``(B, H, N, d_h)`` -> landmarks ``(B, H, m, d_h)``, the means of contiguous segments."""
         b, h, _, d = t.shape
@@ -129,10 +150,7 @@ class Nystrom(Mixer):
         return t.reshape(b, h, self.landmarks, self.segment, d).sum(dim=-2) / self.counts
 
     def forward(self, x: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
-        b, n, c = x.shape
-        qkv = self.qkv(x).reshape(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # each (B, H, N, d_h)
-        q, k = ctx.apply_rope(q, k)
+        q, k, v = self.project_qkv(x, ctx)  # each (B, H, N, d_h)
         scale = self.head_dim**-0.25
         q, k = q * scale, k * scale
         q_land, k_land = self.segment_means(q), self.segment_means(k)  # (B, H, m, d_h)
@@ -143,4 +161,4 @@ class Nystrom(Mixer):
         out = kernel_1 @ (z @ (kernel_3 @ v))  # (B, H, N, d_h)
         if self.conv is not None:
             out = out + self.conv(v)
-        return self.proj(out.transpose(1, 2).reshape(b, n, c))
+        return self.merge_heads(out)

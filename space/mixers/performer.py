@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+import zlib
 
 import torch
 from torch import nn
 
 from ..config import ConfigError, MixerConfig
-from ..layers import ForwardContext, Mixer, TokenGrid
+from ..layers import ForwardContext, SupernetSizes, TokenGrid
 from ..registry import register_mixer
+from .qkv import QkvMixer
 
 # Added to every feature after the exponential, as ``softmax_kernel_transformation`` in the
 # paper's code (google-research/performer fast_attention): keeps the denominator positive.
@@ -46,8 +48,13 @@ def orthogonal_gaussian(rows: int, cols: int, device=None, dtype=None) -> torch.
     return (norms * w).to(dtype or torch.float32)
 
 
+def stable_seed(*parts: object) -> int:
+    """A seed from names (the same in every process, unlike ``hash``)."""
+    return zlib.crc32(":".join(map(str, parts)).encode())
+
+
 @register_mixer("performer")
-class Performer(Mixer):
+class Performer(QkvMixer):
     """Performer attention with FAVOR+ (Choromanski et al., "Rethinking Attention with Performers", ICLR 2021).
 
     ``softmax(q k^T / sqrt(d_h)) v`` is approximated with positive random features
@@ -72,19 +79,19 @@ class Performer(Mixer):
     head (as the paper's code), so a key's features depend on the other keys only through a
     constant that cancels; ``reparameterize`` only switches redrawing off (the buffer already
     holds the deployed features).
+
+    Weight sharing: random features are not sliceable (a slice of an orthogonal draw is not an
+    orthogonal draw of the smaller head dim), so a supernet layer holds one fixed draw per
+    possible head dim (``features_<d_h>_<m>``, seeded by the layer's name, never redrawn).
     """
 
     SUMMARY = "Performer: FAVOR+ random-feature softmax kernel (ViX)"
     OPTIONS = {"features": 0, "redraw_interval": 0, "qkv_bias": True}
-    USES_HEADS = True
 
     def __init__(self, dim: int, cfg: MixerConfig, grid: TokenGrid):
         super().__init__(dim, cfg, grid)
-        self.heads = self.resolve_heads(cfg, dim)
-        self.head_dim = dim // self.heads
         self.num_features = self.resolve_features(cfg, dim)
         self.redraw_interval = self.opts["redraw_interval"]
-        self.qkv = nn.Linear(dim, dim * 3, bias=self.opts["qkv_bias"])
         self.proj = nn.Linear(dim, dim)
         self.register_buffer("features", orthogonal_gaussian(self.num_features, self.head_dim))
         self._calls = 0  # training forwards since the last draw
@@ -107,6 +114,25 @@ class Performer(Mixer):
         n, m, h = grid.tokens, cls.resolve_features(cfg, dim), cls.resolve_heads(cfg, dim)
         # qkv and proj; phi(q), phi(k) projections; phi(k)^T v; phi(q) (.); denominator phi(q) k_sum
         return 4 * n * dim * dim + 2 * n * dim * m + 2 * n * m * dim + h * n * m
+
+    @classmethod
+    def supernet_weights(cls, cfg: MixerConfig, sizes: SupernetSizes) -> nn.Module:
+        weights = cls.qkv_supernet_weights(cfg, sizes)
+        for head_dim in sizes.head_dims:
+            m = cls.option(cfg, "features") or default_features(head_dim)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(stable_seed(sizes.seed, head_dim, m))
+                weights.register_buffer(f"features_{head_dim}_{m}", orthogonal_gaussian(m, head_dim))
+        return weights
+
+    def supernet_sources(self, weights: nn.Module) -> dict[str, torch.Tensor]:
+        name = f"features_{self.head_dim}_{self.num_features}"
+        if not hasattr(weights, name):
+            raise LookupError(f"no Performer features for head dim {self.head_dim} in the supernet")
+        return {**super().supernet_sources(weights), "features": getattr(weights, name)}
+
+    def for_supernet_path(self) -> None:
+        self.redraw_interval = 0  # the features are the supernet's fixed draw
 
     @torch.no_grad()
     def redraw(self) -> None:
@@ -133,13 +159,10 @@ class Performer(Mixer):
             if self._calls >= self.redraw_interval:
                 self.redraw()
             self._calls += 1
-        b, n, c = x.shape
-        qkv = self.qkv(x).reshape(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # each (B, H, N, d_h)
-        q, k = ctx.apply_rope(q, k)
+        q, k, v = self.project_qkv(x, ctx)  # each (B, H, N, d_h)
         q_feat = self.feature_map(q, is_query=True)  # (B, H, N, m)
         k_feat = self.feature_map(k, is_query=False)  # (B, H, N, m)
         kv = k_feat.transpose(-2, -1) @ v  # (B, H, m, d_h)
         k_sum = k_feat.sum(dim=-2).unsqueeze(-1)  # (B, H, m, 1)
         out = (q_feat @ kv) / (q_feat @ k_sum)  # (B, H, N, d_h)
-        return self.proj(out.transpose(1, 2).reshape(b, n, c))
+        return self.merge_heads(out)

@@ -7,12 +7,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ConfigError, MixerConfig
-from ..layers import ForwardContext, Mixer, TokenGrid
+from ..layers import ForwardContext, TokenGrid
 from ..registry import register_mixer
+from .qkv import QkvMixer
 
 
 @register_mixer("refined")
-class RefinedAttention(Mixer):
+class RefinedAttention(QkvMixer):
     """Refiner (Zhou et al. 2021, "Refiner: Refining Self-attention for Vision Transformers"),
     ``Refined_Attention`` with ``refine_mode='conv_exapnd'`` of the official code
     (zhoudaquan/Refiner_ViT ``models/refined_transformer.py``, ``refiner_utils.DLA``)::
@@ -34,19 +35,17 @@ class RefinedAttention(Mixer):
 
     Deviations: BNs stay unfused in the deployed form; the Refiner block's ``adjust_ratio``
     rescaling (a block-level trick) and its attention sharing are not part of this mixer.
+
+    Weight sharing: the supernet holds this mixer at the most heads; the head convolutions and
+    their BatchNorms are per head, so a path takes their leading ``h`` (or ``r*h``) channels.
     """
 
     SUMMARY = "Refiner: attention maps expanded, convolved and reduced across heads"
     OPTIONS = {"expand": 3, "kernel_size": 3, "qkv_bias": False}
-    USES_HEADS = True
 
     def __init__(self, dim: int, cfg: MixerConfig, grid: TokenGrid):
         super().__init__(dim, cfg, grid)
-        self.heads = self.resolve_heads(cfg, dim)
-        self.head_dim = dim // self.heads
-        self.scale = self.head_dim**-0.5
         h, r, k = self.heads, self.opts["expand"], self.opts["kernel_size"]
-        self.qkv = nn.Linear(dim, dim * 3, bias=self.opts["qkv_bias"])
         self.proj = nn.Linear(dim, dim)
         self.conv_exp = nn.Conv2d(h, r * h, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(r * h)
@@ -59,16 +58,14 @@ class RefinedAttention(Mixer):
     @classmethod
     def validate(cls, cfg: MixerConfig, dim: int, path: str) -> None:
         super().validate(cfg, dim, path)
-        opts = {**cls.OPTIONS, **dict(cfg.options)}
-        if opts["expand"] < 1:
-            raise ConfigError(f"{path}.expand", f"must be at least 1, got {opts['expand']}")
-        if opts["kernel_size"] < 1 or opts["kernel_size"] % 2 == 0:
-            raise ConfigError(f"{path}.kernel_size", f"must be a positive odd number, got {opts['kernel_size']}")
+        expand = cls.option(cfg, "expand")
+        if expand < 1:
+            raise ConfigError(f"{path}.expand", f"must be at least 1, got {expand}")
+        cls.require_positive_odd(cfg, "kernel_size", path)
 
     @classmethod
     def flops(cls, dim: int, cfg: MixerConfig, grid: TokenGrid) -> int:
-        opts = {**cls.OPTIONS, **dict(cfg.options)}
-        h, r, k = cls.resolve_heads(cfg, dim), opts["expand"], opts["kernel_size"]
+        h, r, k = cls.resolve_heads(cfg, dim), cls.option(cfg, "expand"), cls.option(cfg, "kernel_size")
         n = grid.tokens
         linear = 4 * n * dim * dim
         attention = 2 * n * n * dim
@@ -88,10 +85,6 @@ class RefinedAttention(Mixer):
         return self.adapt_bn(x).contiguous()
 
     def forward(self, x: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
-        b, n, c = x.shape
-        qkv = self.qkv(x).reshape(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # each (B, H, N, d_h)
-        q, k = ctx.apply_rope(q, k)
+        q, k, v = self.project_qkv(x, ctx)  # each (B, H, N, d_h)
         attn = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)  # (B, H, N, N)
-        x = self.refine(attn) @ v
-        return self.proj(x.transpose(1, 2).reshape(b, n, c))
+        return self.merge_heads(self.refine(attn) @ v)
