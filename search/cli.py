@@ -468,14 +468,15 @@ def export(
         if value is not None:
             raise ConfigError(name, "only with --deploy")
     from vitsearch.search.driver import load_study
-    from vitsearch.search.results import arch_of, write_atomic
+    from vitsearch.search.results import arch_of
+    from vitsearch.space.files import atomic_write_text
 
     writable_folder(output.parent, "-o")
     fmt = fmt or ("json" if output.suffix == ".json" else "yaml")
     if fmt not in ("yaml", "json"):
         raise ConfigError("--format", f"unknown {fmt!r} (choose yaml or json)")
     arch, frozen = arch_of(load_study(target, study), trial)
-    write_atomic(output, arch.to_json() if fmt == "json" else arch.to_yaml())
+    atomic_write_text(output, arch.to_json() if fmt == "json" else arch.to_yaml())
     record = frozen.user_attrs["record"]
     console.print(f"trial {frozen.number}: {record['flops'] / 1e9:.4f} GFLOPs, {record['params']:,} params -> {output}")
 

@@ -20,11 +20,10 @@ from typing import Any
 import torch
 
 from vitsearch.space import ArchConfig, ConfigError, build_model, resolve_arch
+from vitsearch.space.files import atomic_write_text
 from vitsearch.space.onnx_export import OPSET, export_onnx, onnx_max_abs_diff, random_images
 from vitsearch.space.timm_model import DEPLOY_INFO, DEPLOY_WEIGHTS
 from vitsearch.space.weights import model_from_weights, read_weights, save_weights
-
-from .results import write_atomic
 
 PARITY_TOL = 1e-4  # max |difference| of logits allowed between training form, deployed form and onnxruntime
 TRAIN_SUBDIR = "train"  # where `vitsearch train` puts its outputs inside a run directory
@@ -154,7 +153,7 @@ def export_deployed(
         "std": list(std or meta.get("std") or IMAGENET_DEFAULT_STD),
     }
     save_weights(deployed, out_dir / DEPLOY_WEIGHTS, "deployed", source=source, **norm)
-    write_atomic(out_dir / ARCH_FILE, config.to_yaml())
+    atomic_write_text(out_dir / ARCH_FILE, config.to_yaml())
     import onnxruntime
 
     info = {
@@ -176,5 +175,5 @@ def export_deployed(
         },
         "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
     }
-    write_atomic(out_dir / DEPLOY_INFO, json.dumps(info, indent=2) + "\n")
+    atomic_write_text(out_dir / DEPLOY_INFO, json.dumps(info, indent=2) + "\n")
     return DeployResult(out_dir, info)

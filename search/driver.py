@@ -33,6 +33,7 @@ from vitsearch.evaluators.pruners import COST_ATTR, DEFAULT_PRUNER, make_pruner
 from vitsearch.space import ArchConfig, ConfigError
 from vitsearch.space.search_space import SearchSpace
 
+from . import optuna_private as private
 from . import workers as shared_study
 
 SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
@@ -371,7 +372,7 @@ class _Worker:
 
     @property
     def storage(self) -> optuna.storages.BaseStorage:
-        return self.study._storage
+        return private.storage_of(self.study)
 
 
 def _one_trial(ctx: _Worker) -> TrialOutcome:
@@ -385,17 +386,17 @@ def _one_trial(ctx: _Worker) -> TrialOutcome:
         _abandon(ctx, trial, reason, requeue=interrupted)
         raise
     finally:
-        ctx.heartbeat.release(trial._trial_id)
+        ctx.heartbeat.release(private.trial_id(trial))
 
 
 def _abandon(ctx: _Worker, trial: optuna.Trial, reason: str, requeue: bool) -> None:
     """FAIL a trial this process holds (and its shadow); re-queue it when the search will go on."""
     try:
-        ctx.storage.set_trial_user_attr(trial._trial_id, "result", {"fail_reason": reason})
+        ctx.storage.set_trial_user_attr(private.trial_id(trial), "result", {"fail_reason": reason})
         ctx.study.tell(trial, state=optuna.trial.TrialState.FAIL)
     except (optuna.exceptions.UpdateFinishedTrialError, ValueError, RuntimeError):
         return  # already finished (told before the interruption, or reaped)
-    shared_study.fail_shadow_trial(ctx.shadow, ctx.storage.get_trial_system_attrs(trial._trial_id))
+    shared_study.fail_shadow_trial(ctx.shadow, ctx.storage.get_trial_system_attrs(private.trial_id(trial)))
     params = shared_study.sampled_params(trial)
     if requeue and params:
         shared_study.requeue_trial(ctx.study, params, trial.number, int(trial.user_attrs.get("retries", 0)))
@@ -476,7 +477,7 @@ def _decide(ctx: _Worker, trial: optuna.Trial, digest: str) -> tuple[str, optuna
             if owner is None:
                 if sum(_slots(trials)) >= ctx.config.trials:
                     return "surplus", None
-                ctx.storage.set_trial_system_attr(trial._trial_id, shared_study.CLAIM_KEY, "evaluate")
+                ctx.storage.set_trial_system_attr(private.trial_id(trial), shared_study.CLAIM_KEY, "evaluate")
                 return "evaluate", None
         _wait_until_finished(ctx, owner.number)
 
@@ -522,8 +523,8 @@ def _evaluate(
 ) -> TrialOutcome:
     config, study, shadow = ctx.config, ctx.study, ctx.shadow
     shadow_trial = shadow.ask()
-    ctx.heartbeat.hold(shadow_trial._trial_id)
-    ctx.storage.set_trial_system_attr(trial._trial_id, shared_study.SHADOW_KEY, shadow_trial._trial_id)
+    ctx.heartbeat.hold(private.trial_id(shadow_trial))
+    ctx.storage.set_trial_system_attr(private.trial_id(trial), shared_study.SHADOW_KEY, private.trial_id(shadow_trial))
     shadow_trial.set_user_attr(COST_ATTR, outcome.flops)  # what the default dominance pruner compares
     started = time.monotonic()
     result: dict[str, Any] = {"evaluated": True, "shadow_trial": shadow_trial.number}
@@ -546,7 +547,7 @@ def _evaluate(
         result["traceback"] = traceback.format_exc(limit=-8)[-4000:]
         _release_memory()
     finally:
-        ctx.heartbeat.release(shadow_trial._trial_id)
+        ctx.heartbeat.release(private.trial_id(shadow_trial))
     outcome.seconds = result["seconds"] = time.monotonic() - started
     outcome.state = state.name
     if state == optuna.trial.TrialState.COMPLETE:

@@ -20,11 +20,12 @@ from rich.text import Text
 from vitsearch.evaluators.latency import torch_threads
 from vitsearch.evaluators.training.device import worker_gpus
 from vitsearch.space import ConfigError
+from vitsearch.space.files import atomic_write_text
 
 from .baselines import baselines_frame, score_baselines, verdict
 from .driver import SearchConfig, TrialOutcome, evaluated_count, run_search, sampler_for
 from .plots import write_plots
-from .results import arch_of, best_trial, pareto_frame, trials_frame, write_atomic
+from .results import arch_of, best_trial, pareto_frame, trials_frame
 
 
 def front_objectives(config: SearchConfig) -> tuple[str, ...]:
@@ -56,14 +57,14 @@ def write_outputs(study: optuna.Study, config: SearchConfig, out: Path, plots: b
     front = pareto_frame(trials, front_objectives(config))
     baselines = baselines_frame(study)
     written = [out / "trials.csv", out / "pareto.csv"]
-    write_atomic(written[0], trials.to_csv(index=False))
-    write_atomic(written[1], front.to_csv(index=False))
+    atomic_write_text(written[0], trials.to_csv(index=False))
+    atomic_write_text(written[1], front.to_csv(index=False))
     if not baselines.empty:
-        write_atomic(out / "baselines.csv", baselines.to_csv(index=False))
+        atomic_write_text(out / "baselines.csv", baselines.to_csv(index=False))
         written.append(out / "baselines.csv")
     if best_trial(study) is not None:
         arch, _ = arch_of(study)
-        write_atomic(out / "best.yaml", arch.to_yaml())
+        atomic_write_text(out / "best.yaml", arch.to_yaml())
         written.append(out / "best.yaml")
     if plots:
         written += write_plots(study, trials, config.budget, out, baselines)

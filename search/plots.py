@@ -14,7 +14,9 @@ import optuna
 import pandas as pd
 import plotly.graph_objects as go
 
-from .results import pareto_frame, write_atomic
+from vitsearch.space.files import atomic_write_text
+
+from .results import pareto_frame
 
 
 class ParetoInfo(NamedTuple):
@@ -182,6 +184,6 @@ def write_plots(
     written = []
     for name, fig in pages.items():
         path = out / name
-        write_atomic(path, fig.to_html(include_plotlyjs=True, full_html=True))
+        atomic_write_text(path, fig.to_html(include_plotlyjs=True, full_html=True))
         written.append(path)
     return written

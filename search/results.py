@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import optuna
 import pandas as pd
 
 from vitsearch.space import ArchConfig
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 COLUMNS = ["trial", "state", "score", "gflops", "flops", "params", "within_budget", "digest", "architecture", "seconds"]
 
@@ -120,17 +114,3 @@ def arch_of(study: optuna.Study, number: int | None = None) -> tuple[ArchConfig,
             raise ConfigError("--trial", f"no trial {number} with an architecture in study {study.study_name!r}")
         trial = trials[0]
     return ArchConfig.from_dict(trial.user_attrs["arch"]), trial
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -28,8 +28,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -55,9 +53,8 @@ from vitsearch.evaluators.training import (
 from vitsearch.evaluators.training.engine import top1
 from vitsearch.evaluators.training.recipe import Recipe, Rule
 from vitsearch.space import ArchConfig, ConfigError, build_model, resolve_arch
+from vitsearch.space.files import atomic_path, atomic_write_text
 from vitsearch.space.weights import describe_load_error, load_state, model_from_weights, save_weights
-
-from .results import write_atomic
 
 CHECKPOINT, WEIGHTS, REPORT, ARCH_FILE = "last.pt", "model.safetensors", "report.json", "arch.yaml"
 
@@ -279,14 +276,8 @@ def load_inherited(model: nn.Module, state: Mapping[str, torch.Tensor], source: 
 
 def save_checkpoint(path: Path, blob: dict[str, Any]) -> None:
     """``torch.save`` through a temporary file and a rename: a crash never leaves half a checkpoint."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(blob, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _signature(job: TrainJob, arch: ArchConfig, teacher: ArchConfig | None, precision) -> dict[str, Any]:
@@ -415,7 +406,7 @@ def _train(job: TrainJob, on_step: StepCallback | None, on_epoch: EpochCallback 
         start_epoch, history = _resume(ckpt_path, signature, model, ema, optimizer, scheduler)
 
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / ARCH_FILE, arch.to_yaml())
+    atomic_write_text(out / ARCH_FILE, arch.to_yaml())
     s_taps = MixerTaps(model) if r.imitation_weight > 0 else None
     t_taps = MixerTaps(teacher) if r.imitation_weight > 0 and teacher is not None else None
     engine = Engine(model, optimizer, scheduler, precision, grad_clip=r.grad_clip, ema=ema)
@@ -559,5 +550,5 @@ def _finish(job, requested, arch, info, model, ema, history, meta, started, prec
         source="ema" if use_ema else "model",
         val_acc=last["val_acc_ema"] if use_ema else last["val_acc"],
     )
-    write_atomic(out / REPORT, json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out / REPORT, json.dumps(report, indent=2) + "\n")
     return report

@@ -38,6 +38,8 @@ from optuna.trial import TrialState
 
 from vitsearch.space import ConfigError
 
+from . import optuna_private as private
+
 HEARTBEAT_INTERVAL = 10.0  # seconds between beats
 GRACE_PERIOD = 60.0  # a beat unchanged this long (another machine's trial) means its worker is gone
 SQLITE_BUSY_TIMEOUT = 120.0  # seconds SQLite waits for a writer before "database is locked"
@@ -270,13 +272,13 @@ def ask_held(study: optuna.Study, heartbeat: Heartbeat) -> optuna.Trial:
     (WAITING) trial is popped as ``ask`` pops it and beaten at once; should a kill fall between
     the two, its parameters are still in its ``fixed_params`` for the reaper to re-queue.
     """
-    study._thread_local.cached_all_trials = None  # what Study.ask does: samplers read the study afresh
-    trial_id = study._pop_waiting_trial_id()
+    private.forget_cached_trials(study)  # what Study.ask does: samplers read the study afresh
+    trial_id = private.pop_waiting_trial_id(study)
     if trial_id is not None:
         heartbeat.hold(trial_id)
     else:
         template = optuna.trial.create_trial(state=TrialState.RUNNING, system_attrs={BEAT_KEY: heartbeat.next_beat()})
-        trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)
+        trial_id = private.create_running_trial(study, template)
         heartbeat.hold(trial_id, beaten=True)
     return optuna.Trial(study, trial_id)
 
@@ -306,9 +308,9 @@ class Reaper:
         if beat and beat["host"] == HOST and beat["pid"] != os.getpid() and not _process_alive(beat["pid"]):
             return f"its worker (pid {beat['pid']} on {HOST}) died"
         key = (beat or {}).get("n"), (beat or {}).get("pid"), (beat or {}).get("host")
-        last, since = self.seen.get(trial._trial_id, (None, now))
+        last, since = self.seen.get(private.trial_id(trial), (None, now))
         if last != key:
-            self.seen[trial._trial_id] = (key, now)
+            self.seen[private.trial_id(trial)] = (key, now)
             return None
         if now - since > self.grace:
             where = f"pid {beat['pid']} on {beat['host']}" if beat else "a worker that never beat"
@@ -324,10 +326,10 @@ class Reaper:
             reason = self.stale_reason(trial, now)
             if reason is not None and _fail_stale(study, trial, reason):
                 reaped.append(trial.number)
-                self.seen.pop(trial._trial_id, None)
+                self.seen.pop(private.trial_id(trial), None)
                 if shadow is not None:
                     fail_shadow_trial(shadow, trial.system_attrs)
-        alive = {t._trial_id for t in running}
+        alive = {private.trial_id(t) for t in running}
         self.seen = {k: v for k, v in self.seen.items() if k in alive}
         return reaped
 
@@ -337,12 +339,12 @@ def fail_shadow_trial(shadow: optuna.Study, main_system_attrs: dict[str, Any]) -
     shadow_id = main_system_attrs.get(SHADOW_KEY)
     if shadow_id is not None:
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-            shadow._storage.set_trial_state_values(shadow_id, TrialState.FAIL)
+            private.storage_of(shadow).set_trial_state_values(shadow_id, TrialState.FAIL)
 
 
 def _fail_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> bool:
     """FAIL ``trial`` unless another worker got there first; re-queue its parameters (bounded)."""
-    storage = study._storage
+    storage, stored_id = private.storage_of(study), private.trial_id(trial)
     retries = int(trial.user_attrs.get("retries", 0))
     params = sampled_params(trial)
     requeue = retries < MAX_RETRIES and bool(params)
@@ -351,8 +353,8 @@ def _fail_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: st
     else:
         reason += "; re-queued" if requeue else f"; not re-queued after {retries} retries"
     try:
-        storage.set_trial_user_attr(trial._trial_id, "result", {"fail_reason": reason})
-        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        storage.set_trial_user_attr(stored_id, "result", {"fail_reason": reason})
+        storage.set_trial_state_values(stored_id, TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         return False  # its worker told it, or another reaper failed it
     if requeue:

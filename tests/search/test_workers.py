@@ -20,6 +20,7 @@ from conftest import TOY_SPACE, CountingEvaluator
 from typer.testing import CliRunner
 
 from vitsearch.evaluators.base import BaseEvaluator, EvaluationFailed, get_evaluator
+from vitsearch.search import optuna_private as private
 from vitsearch.search import workers
 from vitsearch.search.cli import app
 from vitsearch.search.driver import SearchConfig, run_search
@@ -102,9 +103,9 @@ def leave_running_trial(config: SearchConfig, beat: dict | None) -> int:
     arch = config.space.sample(trial)
     trial.set_user_attr("arch", arch.to_dict())
     trial.set_user_attr("record", {"digest": arch.digest(), "flops": 1, "params": 1, "constraint": [-1.0]})
-    storage.set_trial_system_attr(trial._trial_id, workers.CLAIM_KEY, "evaluate")
+    storage.set_trial_system_attr(private.trial_id(trial), workers.CLAIM_KEY, "evaluate")
     if beat is not None:
-        storage.set_trial_system_attr(trial._trial_id, workers.BEAT_KEY, beat)
+        storage.set_trial_system_attr(private.trial_id(trial), workers.BEAT_KEY, beat)
     return trial.number
 
 
@@ -143,7 +144,9 @@ def test_requeued_trial_killed_before_sampling_is_requeued_again(tmp_path, toy_s
     study.tell(first, state=optuna.trial.TrialState.FAIL)
     study.enqueue_trial(params, user_attrs={"retry_of": 0, "retries": 1})
     popped = workers.ask_held(study, workers.Heartbeat(storage))  # popped, then its worker dies at once
-    storage.set_trial_system_attr(popped._trial_id, workers.BEAT_KEY, {"host": workers.HOST, "pid": dead_pid(), "n": 1})
+    storage.set_trial_system_attr(
+        private.trial_id(popped), workers.BEAT_KEY, {"host": workers.HOST, "pid": dead_pid(), "n": 1}
+    )
     study = run_search(config).study
     reaped = study.trials[popped.number]
     assert reaped.state == optuna.trial.TrialState.FAIL and "re-queued" in reaped.user_attrs["result"]["fail_reason"]
@@ -168,13 +171,13 @@ def test_heartbeat_beats_while_a_trial_is_held(tmp_path):
     study = optuna.create_study(storage=storage)
     trial = study.ask()
     with workers.Heartbeat(storage, interval=0.05) as heartbeat:
-        heartbeat.hold(trial._trial_id)
-        first = storage.get_trial_system_attrs(trial._trial_id)[workers.BEAT_KEY]["n"]
+        heartbeat.hold(private.trial_id(trial))
+        first = storage.get_trial_system_attrs(private.trial_id(trial))[workers.BEAT_KEY]["n"]
         deadline = time.monotonic() + 10.0  # a loaded 2-core machine can starve the beat thread for a while
-        later = storage.get_trial_system_attrs(trial._trial_id)[workers.BEAT_KEY]
+        later = storage.get_trial_system_attrs(private.trial_id(trial))[workers.BEAT_KEY]
         while later["n"] <= first and time.monotonic() < deadline:
             time.sleep(0.05)
-            later = storage.get_trial_system_attrs(trial._trial_id)[workers.BEAT_KEY]
+            later = storage.get_trial_system_attrs(private.trial_id(trial))[workers.BEAT_KEY]
     assert later["n"] > first and later["pid"] == os.getpid() and later["host"] == workers.HOST
     reaper = workers.Reaper(grace=10.0)
     assert reaper.stale_reason(study.trials[0], time.monotonic()) is None  # its own, alive process
