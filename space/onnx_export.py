@@ -1,12 +1,10 @@
 """ONNX export of a deployed model, and the onnxruntime parity check.
 
 The exporter is torch's TorchScript-based one (``dynamo=False``): it traces the eval-mode
-model once, is deterministic, and needs no ``onnxscript``. Every mixer exports with
-stock symbolics. FNet traces its export form (``real_dft2_matmul``: constant DFT matrices and
-``MatMul``s, 10x+ faster in onnxruntime than its ``DFT`` op); for any other ``torch.fft.fft2(...)
-.real`` (ONNX has no complex tensors) ``aten::fft_fft2`` becomes one ``DFT`` per transformed axis
-on a trailing (real, imag) axis and ``aten::real`` takes element 0 of it (``_fft_symbolics``).
-``DFT``'s ``axis`` is an attribute up to opset 19 and an input from opset 20, hence the opset range.
+model once, is deterministic, and needs no ``onnxscript``. An op without a stock symbolic gets
+the one its mixer declares (``Mixer.ONNX_SYMBOLICS``, registered for the export only): FNet's
+``aten::fft_fft2`` and ``aten::real`` as ``DFT`` ops, whose ``axis`` is an attribute up to opset 19
+and an input from opset 20, hence the opset range.
 
 The batch axis is dynamic (``batch``); the token grid is fixed by the model (positions,
 Linformer's sequence projection), so the input side is the model's ``img_size``.
@@ -24,45 +22,26 @@ from torch import nn
 
 from .config import ConfigError
 from .files import atomic_path
+from .registry import get_mixer, list_mixers
 
 OPSET = 17  # the lowest opset with DFT; the issue asks for 17 or newer
 OPSETS = range(17, 20)  # DFT's axis attribute (see the module docstring)
 INPUT, OUTPUT = "images", "logits"
 
 
-def _fft2_symbolic(g, x, s, dim, norm):
-    from torch.onnx import symbolic_helper
-
-    dims = symbolic_helper._maybe_get_const(dim, "is")
-    if not isinstance(dims, (list, tuple)):
-        raise RuntimeError("fft2 export: the transformed dims must be constants")
-    if not symbolic_helper._is_none(s):
-        raise RuntimeError("fft2 export: an explicit output size s is not supported")
-    if not symbolic_helper._is_none(norm):
-        raise RuntimeError("fft2 export: only the default norm ('backward') is supported")
-    out = g.op("Unsqueeze", x, g.op("Constant", value_t=torch.tensor([-1])))  # (..., 1): real signal
-    for d in dims:
-        # one more trailing axis than the torch tensor: count negative axes one further from the end
-        out = g.op("DFT", out, axis_i=d - 1 if d < 0 else d, inverse_i=0, onesided_i=0)
-    return out  # (..., 2): real and imaginary parts
-
-
-def _real_symbolic(g, x):
-    return g.op("Gather", x, g.op("Constant", value_t=torch.tensor(0)), axis_i=-1)
-
-
 @contextlib.contextmanager
-def _fft_symbolics(opset: int) -> Iterator[None]:
+def _mixer_symbolics(opset: int) -> Iterator[None]:
+    """Register the symbolics the mixers declare (``Mixer.ONNX_SYMBOLICS``) for this export only."""
     from torch.onnx import register_custom_op_symbolic, unregister_custom_op_symbolic
 
-    names = {"aten::fft_fft2": _fft2_symbolic, "aten::real": _real_symbolic}
-    for name, fn in names.items():
-        register_custom_op_symbolic(name, fn, opset)
+    symbolics = {op: fn for name in list_mixers() for op, fn in get_mixer(name).ONNX_SYMBOLICS.items()}
+    for op, fn in symbolics.items():
+        register_custom_op_symbolic(op, fn, opset)
     try:
         yield
     finally:
-        for name in names:
-            unregister_custom_op_symbolic(name, opset)
+        for op in symbolics:
+            unregister_custom_op_symbolic(op, opset)
 
 
 def export_onnx(model: nn.Module, path: str | Path, img_size: int, in_chans: int = 3, opset: int = OPSET) -> Path:
@@ -88,7 +67,7 @@ def export_onnx_module(module: nn.Module, example: torch.Tensor, path: str | Pat
     was_training = model.training
     model.eval()
     try:
-        with atomic_path(path, mode=0o644) as tmp, _fft_symbolics(opset), warnings.catch_warnings(), torch.no_grad():
+        with atomic_path(path, mode=0o644) as tmp, _mixer_symbolics(opset), warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
             torch.onnx.export(
                 model,

@@ -11,7 +11,7 @@ choice, wherever it is a scalar it is fixed::
       - width: [192, 256]
         depth: [2, 3, 4]
         layer:                      # each layer of the stage samples these independently
-          mixer: [attention, performer]
+          mixer: [attention, performer]   # or `all`: every registered mixer
           head_dim: [32, 64]        # heads = width / head_dim (attention-family mixers)
           mlp_ratio: [2, 4]
           mlp_groups: [1, 2]
@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     import optuna
 
 SAME = "same"
+ALL = "all"  # ``mixer: all``
 
 Picker = Callable[[str, Sequence[Any]], Any]  # (parameter name, choices) -> the chosen value
 
@@ -427,7 +428,9 @@ def _stage_space(data: Any, path: str, index: int) -> StageSpace:
         raise ConfigError(f"{path}.layer", "expected a mapping of per-layer choices")
     lp = f"{path}.layer"
     _reject_unknown(layer_data, {"mixer", "head_dim", "mlp_ratio", "mlp_groups", "share_attention", "cca"}, lp)
-    mixers = _choices(layer_data.get("mixer", "attention"), f"{lp}.mixer", str, list_mixers())
+    mixer_choice = layer_data.get("mixer", "attention")
+    # "all": every registered mixer, so a space that means all of them takes a new mixer file unedited
+    mixers = tuple(list_mixers()) if mixer_choice == ALL else _choices(mixer_choice, f"{lp}.mixer", str, list_mixers())
     raw_options = data.get("mixer_options", {})
     if not isinstance(raw_options, Mapping):
         raise ConfigError(f"{path}.mixer_options", "expected mixer name -> option -> choices")

@@ -2,30 +2,25 @@
 
 Weight entanglement (AutoFormer, Chen et al. 2021): a smaller choice uses the leading slice
 of the larger choice's weight, ``W[:out, :in]``. Every holder here keeps the attribute names
-of the module it stands for (``qkv``, ``proj``, ``fc1``, ``conv_exp``...), and its
-``path_state(template, ...)`` walks the *template* (the module ``build_model`` makes for the
-path, usually on the meta device) and returns, for each of the template's parameter and
-buffer names, the tensor the path uses. The supernet runs the template with these tensors
-(``torch.func.functional_call``) and ``extract`` copies the same tensors into a real model, so
-a path and its extracted model are one function by construction.
+of the module it stands for (``qkv``, ``proj``, ``fc1``...), and its ``path_state(template,
+...)`` walks the *template* (the module ``build_model`` makes for the path, usually on the
+meta device) and returns, for each of the template's parameter and buffer names, the tensor
+the path uses. A mixer declares its own rule in its file (``Mixer.supernet_weights``, what a
+layer holds for it; ``Mixer.supernet_sources``, where a path's tensors come from in that), and
+``mixer_weights`` / ``mixer_state`` here apply it: nothing here names a mixer. The supernet
+runs the template with these tensors (``torch.func.functional_call``) and ``extract`` copies
+the same tensors into a real model, so a path and its extracted model are one function by
+construction.
 
 What is shared and how (the rest of the rule is the leading slice):
 
 - **widths**: leading slices of every weight, bias, norm affine and BatchNorm statistic.
-- **q, k, v**: the fused ``qkv`` weight ``(3D, D)`` is three ``(D, D)`` blocks; width ``d`` takes
-  the leading ``(d, d)`` of each block. A PSViT sharing block (no queries or keys) takes the
-  ``v`` block of the same weight.
-- **heads**: the ``d`` query channels are split into ``h`` heads as the model splits them, so
-  any head count runs on the same slice; per-head tensors (Nystrom's value conv, Refiner's
-  head convolutions and their BatchNorms) take their leading ``h`` (or ``r*h``) channels.
+- **mixers**: as each mixer's file says (the q/k/v mixers' ``QkvMixer``: the leading ``(d, d)``
+  of each of the q, k, v blocks; heads split the same slice; per-head tensors take their leading
+  heads; Performer features per head dim; Linformer's projection per token count).
 - **MLP ratio**: leading ``hidden`` rows of fc1 and columns of fc2.
 - **MLP groups** (SCHEME): ``G = 1`` is the dense slice; ``G > 1`` takes the ``G`` diagonal
   blocks of the same dense slice (``diagonal_blocks``), the block-diagonal layer's layout.
-- **Performer**: random features are not sliceable (a slice of an orthogonal draw is not an
-  orthogonal draw of the smaller head dim), so each layer holds one fixed draw per possible
-  head dim (``features_<d_h>_<m>``, seeded, saved with the weights, never redrawn).
-- **Linformer**: the sequence projection ``E: N -> k`` is per token count ``N`` (a path
-  choice: positions of different grids mean different things); ``k`` is its leading rows.
 - **Per-choice weight sets** (path choices, nothing shared): each mixer candidate (type and
   options) of a layer, each stem (type and stride), each downsample kind, each norm kind,
   and the learned position embedding per stem grid (the cls row is shared).
@@ -33,17 +28,14 @@ What is shared and how (the rest of the rule is the leading slice):
 
 from __future__ import annotations
 
-import math
 import re
-import zlib
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
 from vitsearch.space import MixerConfig, get_mixer
-from vitsearch.space.mixers.performer import default_features, orthogonal_gaussian
+from vitsearch.space.layers import Mixer, SupernetSizes
 from vitsearch.space.scheme import BlockDiagonalMlp, CcaMlp
 from vitsearch.space.stems import build_stem
 
@@ -64,28 +56,6 @@ def lead(tensor: torch.Tensor, shape: torch.Size | tuple[int, ...], what: str = 
     return tensor[tuple(slice(0, s) for s in shape)]
 
 
-def qkv_weight(weight: torch.Tensor, dim: int) -> torch.Tensor:
-    """``(3D, D)`` fused q/k/v weight -> ``(3d, d)``: the leading ``(d, d)`` of each block."""
-    big = weight.shape[1]
-    return weight.view(3, big, big)[:, :dim, :dim].reshape(3 * dim, dim)
-
-
-def qkv_bias(bias: torch.Tensor, dim: int) -> torch.Tensor:
-    big = bias.shape[0] // 3
-    return bias.view(3, big)[:, :dim].reshape(3 * dim)
-
-
-def v_weight(weight: torch.Tensor, dim: int) -> torch.Tensor:
-    """The value block of a fused ``(3D, D)`` weight, sliced to ``(d, d)`` (PSViT sharing blocks)."""
-    big = weight.shape[1]
-    return weight[2 * big : 2 * big + dim, :dim]
-
-
-def v_bias(bias: torch.Tensor, dim: int) -> torch.Tensor:
-    big = bias.shape[0] // 3
-    return bias[2 * big : 2 * big + dim]
-
-
 def diagonal_blocks(weight: torch.Tensor, groups: int) -> torch.Tensor:
     """Dense ``(out, in)`` -> the block-diagonal layer's ``(out, in / G)`` weight.
 
@@ -104,20 +74,16 @@ def tensors_of(module: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
 
 
 def leading_state(
-    holder: nn.Module, template: nn.Module, where: str, special: dict[str, Callable] | None = None
+    holder: nn.Module, template: nn.Module, where: str, sources: dict[str, torch.Tensor] | None = None
 ) -> State:
-    """For each tensor name of ``template``: ``special[name](template_tensor)`` or the leading slice of
-    the holder's tensor of the same name."""
-    special = special or {}
-    sources = dict(tensors_of(holder))
+    """For each tensor name of ``template``: the leading slice of ``sources[name]``, or of the
+    holder's tensor of the same name."""
+    sources = {**dict(tensors_of(holder)), **(sources or {})}
     out: State = {}
     for name, t in tensors_of(template):
-        if name in special:
-            out[name] = special[name](t)
-        elif name in sources:
-            out[name] = lead(sources[name], t.shape, f"{where}.{name}")
-        else:
+        if name not in sources:
             raise PathError(f"{where}.{name}: the supernet holds no such tensor")
+        out[name] = lead(sources[name], t.shape, f"{where}.{name}")
     return out
 
 
@@ -138,198 +104,30 @@ def candidate_key(cfg: MixerConfig) -> str:
     return re.sub(r"[^0-9A-Za-z_-]", "_", text)
 
 
-def stable_seed(*parts: Any) -> int:
-    return zlib.crc32(":".join(map(str, parts)).encode())
-
-
 # --- mixers ----------------------------------------------------------------------------------
 
-ELASTIC_MIXERS: dict[str, type[ElasticMixer]] = {}
 
-
-def elastic_mixer(name: str):
-    """Class decorator: the elastic form of the registered mixer ``name``."""
-
-    def wrap(cls):
-        assert name not in ELASTIC_MIXERS, f"elastic mixer {name!r} is registered twice"
-        ELASTIC_MIXERS[name] = cls
-        return cls
-
-    return wrap
-
-
-def make_elastic_mixer(cfg: MixerConfig, dims: StageDims, seed: str) -> ElasticMixer:
-    try:
-        cls = ELASTIC_MIXERS[cfg.type]
-    except KeyError:
-        raise PathError(
-            f"mixer {cfg.type!r} has no elastic form in the supernet (evaluators/supernet/elastic.py)"
-        ) from None
-    return cls(cfg, dims, seed)
-
-
-class ElasticMixer(nn.Module):
-    """One candidate mixer of one layer at the stage's largest width and head count.
+def mixer_weights(cfg: MixerConfig, dims: StageDims, seed: str) -> nn.Module:
+    """What one layer holds for the mixer candidate ``cfg``, as the mixer declares it.
 
     Args:
         cfg: mixer type and options (heads are elastic, so ``cfg.heads`` is ignored).
         dims: the stage's sizes.
         seed: a string naming this layer and candidate (for seeded buffers).
     """
-
-    def __init__(self, cfg: MixerConfig, dims: StageDims, seed: str):
-        super().__init__()
-        self.cfg = cfg
-        self.opts = {**get_mixer(cfg.type).OPTIONS, **dict(cfg.options)}
-
-    def path_state(self, template: nn.Module, dim: int, where: str) -> State:
-        """The tensors of the path's mixer ``template`` (at width ``dim``), by the template's names."""
-        return leading_state(self, template, where)
+    sizes = SupernetSizes(
+        width=dims.width, heads=dims.max_heads, head_dims=dims.head_dims(), grids=dims.grids, seed=seed
+    )
+    return get_mixer(cfg.type).supernet_weights(cfg, sizes)
 
 
-class _QkvMixer(ElasticMixer):
-    """Fused ``qkv`` and output ``proj`` at the largest width, sliced per q/k/v block."""
-
-    def __init__(self, cfg: MixerConfig, dims: StageDims, seed: str):
-        super().__init__(cfg, dims, seed)
-        width = dims.width
-        self.qkv = nn.Linear(width, 3 * width, bias=self.opts["qkv_bias"])
-        self.proj = nn.Linear(width, width)
-
-    def special(self, template: nn.Module, dim: int) -> dict[str, Callable]:
-        out: dict[str, Callable] = {
-            "qkv.weight": lambda t: qkv_weight(self.qkv.weight, dim),
-            "v.weight": lambda t: v_weight(self.qkv.weight, dim),
-        }
-        if self.qkv.bias is not None:
-            out["qkv.bias"] = lambda t: qkv_bias(self.qkv.bias, dim)
-            out["v.bias"] = lambda t: v_bias(self.qkv.bias, dim)
-        return out
-
-    def path_state(self, template: nn.Module, dim: int, where: str) -> State:
-        return leading_state(self, template, where, self.special(template, dim))
-
-
-@elastic_mixer("attention")
-class ElasticAttention(_QkvMixer):
-    pass
-
-
-@elastic_mixer("performer")
-class ElasticPerformer(_QkvMixer):
-    """qkv / proj as attention, plus one fixed feature draw per possible head dim."""
-
-    def __init__(self, cfg: MixerConfig, dims: StageDims, seed: str):
-        super().__init__(cfg, dims, seed)
-        for head_dim in dims.head_dims():
-            m = self.opts["features"] or default_features(head_dim)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(stable_seed(seed, head_dim, m))
-                self.register_buffer(f"features_{head_dim}_{m}", orthogonal_gaussian(m, head_dim))
-
-    def path_state(self, template: nn.Module, dim: int, where: str) -> State:
-        special = self.special(template, dim)
-        name = f"features_{template.head_dim}_{template.num_features}"
-
-        def features(t: torch.Tensor) -> torch.Tensor:
-            if not hasattr(self, name):
-                raise PathError(f"{where}: no Performer features for head dim {template.head_dim} in the supernet")
-            return getattr(self, name)
-
-        special["features"] = features
-        return leading_state(self, template, where, special)
-
-
-@elastic_mixer("linformer")
-class ElasticLinformer(_QkvMixer):
-    """qkv / proj as attention; one sequence projection per token count the stage can see."""
-
-    def __init__(self, cfg: MixerConfig, dims: StageDims, seed: str):
-        super().__init__(cfg, dims, seed)
-        self.seq_proj = nn.ParameterDict()
-        for n in dims.tokens:
-            e = nn.Parameter(torch.empty(min(self.opts["k"], n), n))
-            nn.init.xavier_uniform_(e, gain=1 / math.sqrt(2))  # as Linformer.__init__
-            self.seq_proj[f"n{n}"] = e
-
-    def path_state(self, template: nn.Module, dim: int, where: str) -> State:
-        special = self.special(template, dim)
-        key = f"n{template.seq_len}"
-        if key not in self.seq_proj:
-            raise PathError(f"{where}: no Linformer projection for {template.seq_len} tokens in the supernet")
-        special["seq_proj"] = lambda t: lead(self.seq_proj[key], t.shape, f"{where}.seq_proj")
-        return leading_state(self, template, where, special)
-
-
-@elastic_mixer("nystrom")
-class ElasticNystrom(_QkvMixer):
-    """qkv / proj as attention; the per-head value convolution at the largest head count."""
-
-    def __init__(self, cfg: MixerConfig, dims: StageDims, seed: str):
-        super().__init__(cfg, dims, seed)
-        heads, kernel = dims.max_heads, self.opts["conv_kernel"]
-        self.conv = (
-            nn.Conv2d(heads, heads, (kernel, 1), padding=(kernel // 2, 0), groups=heads, bias=False) if kernel else None
-        )
-
-    def path_state(self, template: nn.Module, dim: int, where: str) -> State:
-        special = self.special(template, dim)
-
-        def counts(t: torch.Tensor) -> torch.Tensor:
-            # Nystrom.__init__'s landmark sizes (a non-persistent buffer, so not in any state dict).
-            out = torch.full((template.landmarks, 1), float(template.segment), device=self.proj.weight.device)
-            out[0] -= template.pad
-            return out
-
-        special["counts"] = counts
-        return leading_state(self, template, where, special)
-
-
-@elastic_mixer("refined")
-class ElasticRefined(_QkvMixer):
-    """qkv / proj as attention; Refiner's head convolutions and BatchNorms at the largest head count."""
-
-    def __init__(self, cfg: MixerConfig, dims: StageDims, seed: str):
-        super().__init__(cfg, dims, seed)
-        h, r, k = dims.max_heads, self.opts["expand"], self.opts["kernel_size"]
-        self.conv_exp = nn.Conv2d(h, r * h, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(r * h)
-        self.depth_sep_conv = nn.Conv2d(r * h, r * h, k, padding=k // 2, groups=r * h, bias=False)
-        self.bn2 = nn.BatchNorm2d(r * h)
-        self.conv_pro = nn.Conv2d(r * h, h, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(h)
-        self.adapt_bn = nn.BatchNorm2d(h)
-
-
-@elastic_mixer("dwconv")
-class ElasticDepthwiseConv(ElasticMixer):
-    def __init__(self, cfg: MixerConfig, dims: StageDims, seed: str):
-        super().__init__(cfg, dims, seed)
-        d, k = dims.width, self.opts["kernel_size"]
-        self.conv0 = nn.Conv2d(d, d, 1, bias=False)
-        self.bn0 = nn.BatchNorm2d(d)
-        self.conv = nn.Conv2d(d, d, k, padding=k // 2, groups=d)
-        self.bn = nn.BatchNorm2d(d)
-        self.conv2 = nn.Conv2d(d, d, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(d)
-
-
-@elastic_mixer("identity")
-class ElasticIdentity(ElasticMixer):
-    def __init__(self, cfg: MixerConfig, dims: StageDims, seed: str):
-        super().__init__(cfg, dims, seed)
-        self.scale = nn.Parameter(torch.empty(dims.width).uniform_(-1.0, 1.0))  # as IdentityAffine
-        self.shift = nn.Parameter(torch.empty(dims.width).uniform_(-1.0, 1.0))
-
-
-@elastic_mixer("pool")
-class ElasticPool(ElasticMixer):
-    """No weights: every path shares it for free."""
-
-
-@elastic_mixer("fnet")
-class ElasticFNet(ElasticMixer):
-    """No weights: every path shares it for free."""
+def mixer_state(weights: nn.Module, template: Mixer, where: str) -> State:
+    """The tensors of the path's mixer ``template``, by its names, taken from ``weights``."""
+    try:
+        sources = template.supernet_sources(weights)
+    except LookupError as err:
+        raise PathError(f"{where}: {err.args[0] if err.args else err}") from None
+    return leading_state(weights, template, where, sources)
 
 
 # --- block parts, stems, downsamples -----------------------------------------------------------

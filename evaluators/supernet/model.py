@@ -28,7 +28,7 @@ from torch import nn
 from torch.func import functional_call
 
 from vitsearch.space import ArchConfig, MixerConfig, VitModel, build_model
-from vitsearch.space.mixers.performer import Performer
+from vitsearch.space.layers import Mixer
 from vitsearch.space.search_space import SearchSpace, option_combos
 
 from .dims import PathError, SpaceDims, StageDims, SupernetProfile, space_dims
@@ -41,8 +41,9 @@ from .elastic import (
     init_linear,
     lead,
     leading_state,
-    make_elastic_mixer,
     make_stem,
+    mixer_state,
+    mixer_weights,
     stem_key,
     tensors_of,
 )
@@ -70,7 +71,7 @@ class SuperBlock(nn.Module):
         self.mixers = nn.ModuleDict()
         for cfg in _mixer_candidates(stage_space):
             key = candidate_key(cfg)
-            self.mixers[key] = make_elastic_mixer(cfg, dims, f"{seed}.{key}")
+            self.mixers[key] = mixer_weights(cfg, dims, f"{seed}.{key}")
         self.ls1 = nn.Parameter(torch.full((width,), float(layer_scale_init))) if layer_scale_init else None
         self.norm2 = nn.ModuleDict({kind: ElasticNorm(width) for kind in norms})
         self.mlp = ElasticMlp(width, dims.hidden, cca=True in stage_space.layer.cca)
@@ -85,7 +86,7 @@ class SuperBlock(nn.Module):
             raise PathError(f"norm: {norm!r} is not a choice of this supernet ({', '.join(self.norm1)})")
         parts = {
             "norm1": leading_state(self.norm1[norm], template.norm1, f"{where}.norm1"),
-            "mixer": self.mixers[key].path_state(template.mixer, width, f"{where}.mixer"),
+            "mixer": mixer_state(self.mixers[key], template.mixer, f"{where}.mixer"),
             "norm2": leading_state(self.norm2[norm], template.norm2, f"{where}.norm2"),
             "mlp": self.mlp.path_state(template.mlp, f"{where}.mlp"),
         }
@@ -174,8 +175,8 @@ class Supernet(nn.Module):
                     num_classes=self.profile.num_classes,
                 )
             for module in model.modules():
-                if isinstance(module, Performer):
-                    module.redraw_interval = 0  # features are the supernet's fixed draw
+                if isinstance(module, Mixer):
+                    module.for_supernet_path()  # its tensors are the supernet's
             self._templates[key] = model
             while len(self._templates) > TEMPLATE_CACHE:
                 self._templates.popitem(last=False)

@@ -7,7 +7,6 @@ import torch
 from supernet_helpers import EVERYTHING, PROFILE, one_mixer_space, random_archs, randomize, space, supernet
 
 from vitsearch.evaluators.supernet import PathError
-from vitsearch.evaluators.supernet.elastic import ELASTIC_MIXERS
 from vitsearch.space import MixerConfig, VitModel, list_mixers
 from vitsearch.space.search_space import SearchSpace
 
@@ -22,10 +21,6 @@ def _agree(net, arch, train: bool = False) -> float:
     model.train(train)
     with torch.no_grad():
         return float((net(X, arch) - model(X)).abs().max())
-
-
-def test_every_registered_mixer_has_an_elastic_form():
-    assert sorted(ELASTIC_MIXERS) == list_mixers()
 
 
 @pytest.mark.parametrize("mixer", list_mixers())
@@ -136,3 +131,19 @@ def test_at_the_identity_profile_extract_fits_build_model_of_the_arch_as_given()
         extracted = net.extract(arch).state_dict()
         built = build_model(arch, img_size=64, num_classes=4).state_dict()
         assert {k: v.shape for k, v in extracted.items()} == {k: v.shape for k, v in built.items()}
+
+
+@pytest.mark.parametrize(
+    ("mixer", "message"),
+    [("linformer", "no Linformer projection for 25 tokens"), ("performer", "no Performer features for head dim 8")],
+)
+def test_a_size_the_mixer_weights_do_not_hold_is_a_path_error(mixer, message):
+    from vitsearch.evaluators.supernet.elastic import mixer_state
+    from vitsearch.space import TokenGrid, get_mixer
+    from vitsearch.space.layers import SupernetSizes
+
+    held = SupernetSizes(width=32, heads=2, head_dims=(16,), grids=(TokenGrid(4, 4),), seed="layer")
+    weights = get_mixer(mixer).supernet_weights(MixerConfig(mixer), held)
+    path_mixer = get_mixer(mixer)(32, MixerConfig(mixer, heads=4), TokenGrid(5, 5))  # head dim 8, 25 tokens
+    with pytest.raises(PathError, match=rf"blocks\[0\]\.mixer: {message}"):
+        mixer_state(weights, path_mixer, "stages[0].blocks[0].mixer")

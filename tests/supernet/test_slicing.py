@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from supernet_helpers import PROFILE, one_mixer_space, random_archs, supernet
 
 from vitsearch.evaluators.supernet import SupernetProfile, space_dims
-from vitsearch.evaluators.supernet.elastic import diagonal_blocks, lead, qkv_bias, qkv_weight, v_weight
+from vitsearch.evaluators.supernet.elastic import diagonal_blocks, lead
 from vitsearch.space import get_mixer
+from vitsearch.space.mixers.qkv import qkv_bias, qkv_weight, v_weight
 from vitsearch.space.scheme import BlockDiagonalMlp
 from vitsearch.space.search_space import SearchSpace
 
