@@ -28,13 +28,14 @@ Only real choices (two or more values) become Optuna parameters.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import itertools
 import json
 import math
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,10 @@ if TYPE_CHECKING:
 
 SAME = "same"
 ALL = "all"  # ``mixer: all``
+LAYER_FIELDS = ("mixer", "head_dim", "mlp_ratio", "mlp_groups", "cca")
+# Fields per_stage may name: each matters to every layer (head_dim does not: a pool layer ignores it,
+# so tied head dims would count one stage of pool layers twice).
+PER_STAGE_FIELDS = ("mixer", "mlp_ratio", "mlp_groups", "cca")
 
 Picker = Callable[[str, Sequence[Any]], Any]  # (parameter name, choices) -> the chosen value
 
@@ -94,9 +99,19 @@ class LayerSpace:
     share_attention: tuple[bool, ...] = (False,)
     cca: tuple[bool, ...] = (False,)
     mixer_options: tuple[tuple[str, tuple[tuple[str, tuple], ...]], ...] = ()  # mixer -> option -> choices
+    per_stage: tuple[str, ...] = ()  # fields drawn once per stage and shared by its layers (granularity)
 
     def options_for(self, mixer: str) -> tuple[tuple[str, tuple], ...]:
         return dict(self.mixer_options).get(mixer, ())
+
+    def tied(self) -> Iterator[LayerSpace]:
+        """One per-layer space for each combination of the per-stage fields (itself if none)."""
+        for values in itertools.product(*(getattr(self, f) for f in self.per_stage)):
+            yield self.fix(dict(zip(self.per_stage, values, strict=True)))
+
+    def fix(self, values: Mapping[str, Any]) -> LayerSpace:
+        """This space with ``values`` as the only choice of their fields, none per stage left."""
+        return dataclasses.replace(self, per_stage=(), **{f: (v,) for f, v in values.items()})
 
 
 @dataclass(frozen=True)
@@ -224,6 +239,8 @@ class SearchSpace:
                     "cca": one(layer.cca),
                 },
             }
+            if layer.per_stage:  # only when set, so the digests of spaces without it stay as they were
+                entry["layer"]["per_stage"] = list(layer.per_stage)
             if layer.mixer_options:
                 entry["mixer_options"] = {
                     mixer: {key: list(values) for key, values in opts} for mixer, opts in layer.mixer_options
@@ -271,9 +288,11 @@ class SearchSpace:
             width = pick(f"s{si}.width", stage.width) if stage.width is not None else width
             downsample = pick(f"s{si}.downsample", stage.downsample)
             depth = pick(f"s{si}.depth", stage.depth)
+            per_stage = {f: pick(f"s{si}.{f}", getattr(stage.layer, f)) for f in stage.layer.per_stage}
+            layer = stage.layer.fix(per_stage)
             blocks: list[BlockConfig] = []
             for bi in range(depth):
-                blocks.append(self._layer(pick, f"s{si}.b{bi}", stage.layer, width, blocks[-1] if blocks else None))
+                blocks.append(self._layer(pick, f"s{si}.b{bi}", layer, width, blocks[-1] if blocks else None))
             stages.append(StageConfig(width=width, blocks=tuple(blocks), downsample=downsample))
         arch = ArchConfig(
             stages=tuple(stages),
@@ -314,7 +333,7 @@ class SearchSpace:
             nxt: dict[int | None, int] = {}
             for prev_width, count in by_width.items():
                 for width in stage.width if stage.width is not None else (prev_width,):
-                    layers = sum(_layers_count(stage.layer, width, d) for d in stage.depth)
+                    layers = sum(_layers_count(tied, width, d) for d in stage.depth for tied in stage.layer.tied())
                     nxt[width] = nxt.get(width, 0) + count * len(stage.downsample) * layers
             by_width = nxt
         return total * sum(by_width.values())
@@ -350,7 +369,10 @@ class SearchSpace:
                 grid = get_downsample(down).out_grid(grid)
                 if grid.height < 1 or grid.width < 1:
                     break
-                blocks = _extreme_layers(stage.layer, width, better(stage.depth), grid, better)
+                blocks = better(
+                    (_extreme_layers(tied, width, better(stage.depth), grid, better) for tied in stage.layer.tied()),
+                    key=lambda seq, width=width, grid=grid: sum(Block.flops(width, b, grid) for b in seq),
+                )
                 stages.append(StageConfig(width=width, blocks=blocks, downsample=down))
             else:
                 arch = ArchConfig(
@@ -427,7 +449,7 @@ def _stage_space(data: Any, path: str, index: int) -> StageSpace:
     if not isinstance(layer_data, Mapping):
         raise ConfigError(f"{path}.layer", "expected a mapping of per-layer choices")
     lp = f"{path}.layer"
-    _reject_unknown(layer_data, {"mixer", "head_dim", "mlp_ratio", "mlp_groups", "share_attention", "cca"}, lp)
+    _reject_unknown(layer_data, {*LAYER_FIELDS, "share_attention", "per_stage"}, lp)
     mixer_choice = layer_data.get("mixer", "attention")
     # "all": every registered mixer, so a space that means all of them takes a new mixer file unedited
     mixers = tuple(list_mixers()) if mixer_choice == ALL else _choices(mixer_choice, f"{lp}.mixer", str, list_mixers())
@@ -454,6 +476,9 @@ def _stage_space(data: Any, path: str, index: int) -> StageSpace:
         share_attention=_choices(layer_data.get("share_attention", False), f"{lp}.share_attention", bool),
         cca=_choices(layer_data.get("cca", False), f"{lp}.cca", bool),
         mixer_options=tuple(sorted(options)),
+        per_stage=_choices(layer_data.get("per_stage", []), f"{lp}.per_stage", str, PER_STAGE_FIELDS)
+        if layer_data.get("per_stage")
+        else (),
     )
     return StageSpace(width=widths, depth=depths, downsample=downsample, layer=layer)
 
