@@ -363,6 +363,8 @@ def validate(arch: ArchConfig) -> ArchConfig:
             validate_mlp(block, stage.width, bpath)
         prev_width = stage.width
     _validate_sharing(arch)
+    if arch.position == "rope" and not any(get_mixer(b.mixer.type).ROTATES_QK for *_, b in arch.blocks()):
+        raise ConfigError("position", "rope rotates queries and keys, but no mixer of this architecture has them")
     return arch
 
 

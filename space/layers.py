@@ -138,6 +138,7 @@ class Mixer(nn.Module):
     OPTIONS: ClassVar[dict[str, Any]] = {}
     USES_HEADS: ClassVar[bool] = False
     SHARES_ATTENTION: ClassVar[bool] = False
+    ROTATES_QK: ClassVar[bool] = False  # applies RoPE to its queries and keys (position: rope needs one)
     FLOP_HANDLES: ClassVar[dict[str, FlopHandle]] = {}
     FREE_OPS: ClassVar[frozenset[str]] = frozenset()
     ONNX_SYMBOLICS: ClassVar[dict[str, Callable[..., Any]]] = {}

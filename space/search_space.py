@@ -294,10 +294,11 @@ class SearchSpace:
             for bi in range(depth):
                 blocks.append(self._layer(pick, f"s{si}.b{bi}", layer, width, blocks[-1] if blocks else None))
             stages.append(StageConfig(width=width, blocks=tuple(blocks), downsample=downsample))
+        position = _effective_position(pick("position", self.position), stages)
         arch = ArchConfig(
             stages=tuple(stages),
             stem=stem,
-            position=pick("position", self.position),
+            position=position,
             head=pick("head", self.head),
             norm=pick("norm", self.norm),
             layer_scale_init=self.layer_scale_init,
@@ -326,17 +327,34 @@ class SearchSpace:
 
     # --- size and extremes ---------------------------------------------------------------
     def size(self) -> int:
-        """Number of distinct architectures the space can produce (exact, sharing included)."""
-        total = math.prod(len(c) for c in (self.stem_type, self.patch_size, self.position, self.head, self.norm))
+        """Number of distinct architectures the space can produce (exact, sharing included).
+
+        ``rope`` over layers with no query/key mixer is sampled as ``none`` (``_build``), so it
+        adds nothing where ``none`` is on offer too.
+        """
+        others = math.prod(len(c) for c in (self.stem_type, self.patch_size, self.head, self.norm))
+        every = self._stage_sequences()
+        per_position = [every] * len(self.position)
+        if "rope" in self.position and "none" in self.position:
+            unrotated = self._stage_sequences(lambda m: not get_mixer(m).ROTATES_QK)
+            per_position[self.position.index("rope")] = every - unrotated
+        return others * sum(per_position)
+
+    def _stage_sequences(self, keep_mixer: Callable[[str], bool] = lambda m: True) -> int:
+        """Distinct stage sequences (widths, downsamples, layers) using only mixers ``keep_mixer`` accepts."""
         by_width: dict[int | None, int] = {None: 1}  # prefixes of stages, keyed by the last stage's width
         for stage in self.stages:
+            mixers = tuple(m for m in stage.layer.mixer if keep_mixer(m))
+            if not mixers:
+                return 0
+            layer = dataclasses.replace(stage.layer, mixer=mixers)
             nxt: dict[int | None, int] = {}
             for prev_width, count in by_width.items():
                 for width in stage.width if stage.width is not None else (prev_width,):
-                    layers = sum(_layers_count(tied, width, d) for d in stage.depth for tied in stage.layer.tied())
+                    layers = sum(_layers_count(tied, width, d) for d in stage.depth for tied in layer.tied())
                     nxt[width] = nxt.get(width, 0) + count * len(stage.downsample) * layers
             by_width = nxt
-        return total * sum(by_width.values())
+        return sum(by_width.values())
 
     def smallest(self, img_size: int = 224, num_classes: int = 1000) -> ArchConfig:
         """The architecture of least FLOPs at the given profile (exact, see ``_extreme``)."""
@@ -378,7 +396,7 @@ class SearchSpace:
                 arch = ArchConfig(
                     stages=tuple(stages),
                     stem=stem,
-                    position=position,
+                    position=_effective_position(position, stages),
                     head=head,
                     norm=norm,
                     layer_scale_init=self.layer_scale_init,
@@ -387,6 +405,13 @@ class SearchSpace:
         if not candidates:
             raise ConfigError(self.name, f"no architecture of this space fits a {img_size}x{img_size} input")
         return better(candidates, key=lambda a: analytic_flops(a, img_size, num_classes=num_classes))
+
+
+def _effective_position(position: str, stages: Sequence[StageConfig]) -> str:
+    """``rope`` acts on queries and keys only: over layers with none to rotate it is ``none``."""
+    if position == "rope" and not any(get_mixer(b.mixer.type).ROTATES_QK for st in stages for b in st.blocks):
+        return "none"
+    return position
 
 
 def _heads(mixer: str, width: int, head_dim: int) -> int | None:

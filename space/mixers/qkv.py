@@ -45,6 +45,7 @@ class QkvMixer(Mixer):
     """
 
     USES_HEADS = True
+    ROTATES_QK = True  # project_qkv
     OPTIONS = {"qkv_bias": True}
 
     def __init__(self, dim: int, cfg: MixerConfig, grid: TokenGrid, *, values_only: bool = False):

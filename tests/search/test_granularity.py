@@ -57,3 +57,17 @@ def test_bad_per_stage_names_the_field():
     for field in ("share_attention", "head_dim"):
         with pytest.raises(ConfigError, match=rf"stages\[0\]\.layer\.per_stage: unknown value '{field}'"):
             tied_space(field)
+
+
+@pytest.mark.parametrize("positions", [["rope", "none"], ["rope", "learned"], ["rope", "learned", "none"]])
+def test_rope_without_query_key_mixers_is_sampled_as_none_and_counted_once(positions):
+    data = copy.deepcopy(TOY_SPACE)
+    data["position"] = positions
+    space = SearchSpace.from_dict(data)
+    archs = enumerate_space(space)  # every arch validates: no rope over pool-only layers
+    assert space.size() == len(archs)
+    pool_only = [a for a in archs if all(b.mixer.type == "pool" for *_, b in a.blocks())]
+    assert pool_only and all(a.position != "rope" for a in pool_only)
+    assert space.smallest().position != "rope" or any(
+        b.mixer.type == "attention" for *_, b in space.smallest().blocks()
+    )

@@ -110,3 +110,12 @@ def test_save_is_atomic_and_leaves_no_temp(tmp_path):
     path = tmp_path / "arch.yaml"
     get_preset("test_vit").save(path)
     assert [p.name for p in tmp_path.iterdir()] == ["arch.yaml"]
+
+
+def test_rope_needs_a_query_key_mixer():
+    from vitsearch.space import validate
+
+    pool = get_preset("poolformer_s12")
+    with pytest.raises(ConfigError, match="^position: rope rotates queries and keys, but no mixer"):
+        validate(pool.replace(position="rope"))
+    assert validate(get_preset("deit_tiny").replace(position="rope")).position == "rope"
