@@ -34,7 +34,8 @@ from vitsearch.space import (
     get_downsample,
     get_mixer,
 )
-from vitsearch.space.search_space import SearchSpace, StageSpace
+from vitsearch.space.search_space import SearchSpace
+from vitsearch.space.stage_space import StageSpace
 from vitsearch.space.stems import stem_grid_size
 
 

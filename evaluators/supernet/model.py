@@ -29,7 +29,8 @@ from torch.func import functional_call
 
 from vitsearch.space import ArchConfig, MixerConfig, VitModel, build_model
 from vitsearch.space.layers import Mixer
-from vitsearch.space.search_space import SearchSpace, option_combos
+from vitsearch.space.search_space import SearchSpace
+from vitsearch.space.stage_space import option_combos
 
 from .dims import PathError, SpaceDims, StageDims, SupernetProfile, space_dims
 from .elastic import (
