@@ -30,12 +30,12 @@ from vitsearch.evaluators.complexity import analytic_flops, analytic_params
 from vitsearch.space import ArchConfig, MixerConfig, get_preset
 from vitsearch.space.presets import POOL, metaformer, vit
 
-from .results import describe
+from .describe import describe
 
 if TYPE_CHECKING:
     import optuna
 
-    from .driver import SearchConfig
+    from .plan import SearchConfig
 
 ATTR_PREFIX = "baseline:"
 PRESETS = ("deit_tiny", "deit_small", "poolformer_s12", "schemeformer_ppaa_s12", "psvit_tiny")

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 
 from vitsearch.space.files import atomic_write_text
 
-from .results import pareto_frame
+from .results import RunResults
 
 
 class ParetoInfo(NamedTuple):
@@ -33,13 +33,14 @@ class HistoryInfo(NamedTuple):
     hypervolume: list[float]
 
 
-def _get_pareto_info(trials: pd.DataFrame, budget: int, baselines: pd.DataFrame | None = None) -> ParetoInfo:
+def _get_pareto_info(results: RunResults) -> ParetoInfo:
+    """The study's one front (``RunResults.front``, over all its objectives), the rest, the scored baselines."""
+    trials, front, baselines = results.trials, results.front, results.baselines
     evaluated = trials[trials["state"] == "COMPLETE"]
-    front = pareto_frame(trials)
     others = evaluated.drop(index=front.index, errors="ignore")
     evaluators = sorted(set(trials["evaluator"])) if "evaluator" in trials else []
-    scored = baselines[baselines["state"] == "COMPLETE"] if baselines is not None else pd.DataFrame()
-    return ParetoInfo(budget / 1e9, front, others, f"score ({', '.join(evaluators) or 'none'})", scored)
+    scored = baselines[baselines["state"] == "COMPLETE"]
+    return ParetoInfo(results.budget / 1e9, front, others, f"score ({', '.join(evaluators) or 'none'})", scored)
 
 
 def _hover(frame: pd.DataFrame, name: str = "trial", prefix: str = "trial ") -> list[str]:
@@ -172,14 +173,12 @@ def _get_importance_plot(study: optuna.Study) -> go.Figure:
     return fig
 
 
-def write_plots(
-    study: optuna.Study, trials: pd.DataFrame, budget: int, out: Path, baselines: pd.DataFrame | None = None
-) -> list[Path]:
-    """Write pareto.html (with the baselines, when given), history.html and importance.html into ``out``."""
+def write_plots(results: RunResults, out: Path) -> list[Path]:
+    """Write pareto.html (with the baselines), history.html and importance.html into ``out``."""
     pages = {
-        "pareto.html": _get_pareto_plot(_get_pareto_info(trials, budget, baselines)),
-        "history.html": _get_history_plot(_get_history_info(trials, budget)),
-        "importance.html": _get_importance_plot(study),
+        "pareto.html": _get_pareto_plot(_get_pareto_info(results)),
+        "history.html": _get_history_plot(_get_history_info(results.trials, results.budget)),
+        "importance.html": _get_importance_plot(results.study),
     }
     written = []
     for name, fig in pages.items():

@@ -1,7 +1,12 @@
-"""From a study to tables: trials, the Pareto front within budget, the best architecture."""
+"""From a study to tables, computed once: the trials table, the Pareto front within budget, the best trial.
+
+``RunResults`` is what ``trials.csv``, ``pareto.csv``, the plots, ``vitsearch show`` and the
+summary after a run all read, so the front the plot draws is the front the CSV lists.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -9,27 +14,10 @@ import pandas as pd
 
 from vitsearch.space import ArchConfig
 
+from .baselines import baselines_frame, verdict
+from .describe import describe
+
 COLUMNS = ["trial", "state", "score", "gflops", "flops", "params", "within_budget", "digest", "architecture", "seconds"]
-
-
-def describe(arch: ArchConfig) -> str:
-    """The architecture in words: ``4x192 attention(3h) r4 | 2x384 pool r4 ... [patch16, cls, learned]``."""
-    parts = []
-    for stage in arch.stages:
-        runs: list[tuple[str, int]] = []
-        for block in stage.blocks:
-            word = block.mixer.type
-            if block.mixer.heads:
-                word += f"({block.mixer.heads}h{'/shared' if block.share_attention else ''})"
-            word += f" r{block.mlp_ratio:g}" + (f"/g{block.mlp_groups}" if block.mlp_groups > 1 else "")
-            word += " +cca" if block.cca else ""
-            if runs and runs[-1][0] == word:
-                runs[-1] = (word, runs[-1][1] + 1)
-            else:
-                runs.append((word, 1))
-        entry = "" if stage.downsample == "none" else f"{stage.downsample}-> "
-        parts.append(entry + f"w{stage.width}: " + ", ".join(f"{n}x {w}" for w, n in runs))
-    return " | ".join(parts) + f" [{arch.stem.type}{arch.stem.patch_size}, {arch.head}, {arch.position}]"
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -114,3 +102,59 @@ def arch_of(study: optuna.Study, number: int | None = None) -> tuple[ArchConfig,
             raise ConfigError("--trial", f"no trial {number} with an architecture in study {study.study_name!r}")
         trial = trials[0]
     return ArchConfig.from_dict(trial.user_attrs["arch"]), trial
+
+
+def objective_columns(study: optuna.Study) -> tuple[str, ...]:
+    """The minimised columns of the front: the study's objectives after the score (``flops`` first).
+
+    Studies record them as Optuna metric names; for one from before that, they are read off a
+    trial's values (the third is ``params`` when it equals the recorded params, else latency).
+    """
+    if study.metric_names is not None:
+        return tuple(study.metric_names[1:])
+    count = len(study.directions)
+    if count <= 3:
+        extra: tuple[str, ...] = ()
+        if count == 3:
+            extra = ("params",)
+            for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+                record = trial.user_attrs.get("record", {})
+                if "params" in record:
+                    extra = ("params",) if trial.values[2] == record["params"] else ("latency_ms",)
+                    break
+        return ("flops", *extra)
+    return ("flops", "params", "latency_ms")
+
+
+@dataclass(frozen=True)
+class RunResults:
+    """A study read once into the tables every output is made from."""
+
+    study: optuna.Study
+    budget: int  # FLOPs at the target profile
+    objectives: tuple[str, ...]  # minimised columns of the front (besides the maximised score)
+    trials: pd.DataFrame  # one row per sampled trial (results.trials_frame)
+    front: pd.DataFrame  # non-dominated evaluated trials within budget, over ``objectives``
+    baselines: pd.DataFrame  # hand-designed architectures scored in the study
+    best: optuna.trial.FrozenTrial | None  # most accurate within budget
+
+    @classmethod
+    def of(cls, study: optuna.Study) -> RunResults:
+        objectives = objective_columns(study)
+        trials = trials_frame(study)
+        front = pareto_frame(trials, objectives)
+        budget = study.user_attrs["search"]["budget"]
+        return cls(study, budget, objectives, trials, front, baselines_frame(study), best_trial(study))
+
+    @property
+    def failures(self) -> pd.DataFrame:
+        """The failed trials with their reasons (not the unused samples of parallel workers)."""
+        if self.trials.empty or "fail_reason" not in self.trials:
+            return self.trials.iloc[0:0]
+        return self.trials[self.trials["state"] == "FAIL"]
+
+    def verdict_line(self) -> str | None:
+        """How the best found architecture compares with the baselines; None when either is missing."""
+        if self.best is None or self.baselines.empty:
+            return None
+        return verdict(self.baselines, self.best.values[0], self.best.user_attrs["record"]["flops"]).line()

@@ -27,19 +27,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from vitsearch.evaluators.data import Augment, DatasetInfo, load_dataset, materialize, stratified_subset
+from vitsearch.evaluators.data import Augment, DatasetInfo, load_dataset, stratified_subset
 from vitsearch.evaluators.training import (
     Engine,
     compiled,
@@ -50,11 +48,14 @@ from vitsearch.evaluators.training import (
     resolve_precision,
     to_device,
 )
-from vitsearch.evaluators.training.engine import top1
 from vitsearch.evaluators.training.recipe import Recipe, Rule
 from vitsearch.space import ArchConfig, ConfigError, build_model, resolve_arch
-from vitsearch.space.files import atomic_path, atomic_write_text
+from vitsearch.space.files import atomic_write_text
 from vitsearch.space.weights import describe_load_error, load_state, model_from_weights, save_weights
+
+from .distill import MixerTaps, check_imitation_pairs, imitation_loss, soft_distillation
+from .train_data import Batches, evaluate_top1
+from .train_weights import load_inherited, save_checkpoint, supernet_start
 
 CHECKPOINT, WEIGHTS, REPORT, ARCH_FILE = "last.pt", "model.safetensors", "report.json", "arch.yaml"
 
@@ -126,158 +127,6 @@ class TrainJob:
     amp: str = "auto"  # bf16, fp16, off; auto = bf16 on a capable GPU, off on the CPU
     workers: int = 4  # DataLoader processes for folder / CIFAR data (in-memory sets need none)
     compile: bool = False  # torch.compile the model in place (opt-in: compiling costs a minute or more)
-
-
-# --- data ------------------------------------------------------------------------------------
-
-
-class Batches:
-    """Seeded mini-batches of a dataset: in-memory tensors when possible, a DataLoader otherwise."""
-
-    def __init__(self, dataset, batch_size: int, drop_last: bool = False, workers: int = 0, pin_memory: bool = False):
-        self.dataset, self.batch_size, self.drop_last = dataset, batch_size, drop_last
-        self.workers, self.pin_memory = workers, pin_memory
-        self.tensors: tuple[torch.Tensor, torch.Tensor] | None = None
-        if _in_memory(dataset):
-            self.tensors = materialize(dataset)
-        n = len(dataset)
-        self.steps = n // batch_size if drop_last else math.ceil(n / batch_size)
-
-    def to(self, device: torch.device, channels_last: bool = False) -> Batches:
-        """Keep in-memory tensors on ``device`` (moved once; a DataLoader's batches move per step)."""
-        if self.tensors is not None:
-            x, y = self.tensors
-            self.tensors = (to_device(x, device, channels_last), y.to(device))
-        return self
-
-    def __call__(self, generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        if self.tensors is not None:
-            x, y = self.tensors
-            order = torch.randperm(len(x), generator=generator) if generator is not None else torch.arange(len(x))
-            order = order.to(x.device)
-            for step in range(self.steps):
-                idx = order[step * self.batch_size : (step + 1) * self.batch_size]
-                yield x[idx], y[idx]
-            return
-        from torch.utils.data import DataLoader
-
-        loader = DataLoader(
-            self.dataset,
-            batch_size=self.batch_size,
-            shuffle=generator is not None,
-            generator=generator,
-            drop_last=self.drop_last,
-            num_workers=self.workers,
-            pin_memory=self.pin_memory,
-        )
-        for x, y in loader:
-            yield x, torch.as_tensor(y).long()
-
-
-def _in_memory(dataset) -> bool:
-    from torch.utils.data import Subset, TensorDataset
-
-    return isinstance(dataset, TensorDataset) or (
-        isinstance(dataset, Subset) and isinstance(dataset.dataset, TensorDataset)
-    )
-
-
-def evaluate_top1(model: nn.Module, batches: Batches, precision, channels_last: bool = False) -> float:
-    """Top-1 of ``model`` over every batch, on the run's device (the engine's ``top1``)."""
-    device = precision.device
-    return top1(model, ((to_device(x, device, channels_last), y.to(device)) for x, y in batches()), precision)
-
-
-# --- distillation ----------------------------------------------------------------------------
-
-
-def soft_distillation(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``T^2 * KL(softmax(t / T) || softmax(s / T))``, averaged over the batch (Hinton et al.)."""
-    t = temperature
-    log_s, log_t = F.log_softmax(student / t, -1), F.log_softmax(teacher / t, -1)
-    return F.kl_div(log_s, log_t, reduction="batchmean", log_target=True) * t * t
-
-
-def _relation(x: torch.Tensor) -> torch.Tensor:
-    x = F.normalize(x, dim=-1)
-    return x @ x.transpose(-2, -1)  # (B, N, N) cosine similarity between tokens
-
-
-class MixerTaps:
-    """Forward hooks on every block's token mixer, keeping its input and output of the last forward."""
-
-    def __init__(self, model: nn.Module):
-        from vitsearch.space.layers import Block
-
-        self.records: list[tuple[torch.Tensor, torch.Tensor]] = []
-        blocks = [m for m in model.modules() if isinstance(m, Block)]
-        self.handles = [b.mixer.register_forward_hook(self._hook) for b in blocks]
-        self.count = len(blocks)
-
-    def _hook(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        self.records.append((inputs[0], output))
-
-    def take(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        records, self.records = self.records, []
-        return records
-
-
-def imitation_loss(student: list, teacher: list) -> torch.Tensor:
-    """RIFormer-style module imitation over paired blocks: MSE of mixer inputs, outputs, relations."""
-    total = torch.zeros(())
-    for (s_in, s_out), (t_in, t_out) in zip(student, teacher, strict=True):
-        total = total + F.mse_loss(s_in, t_in) + F.mse_loss(s_out, t_out)
-        total = total + F.mse_loss(_relation(s_out), _relation(t_out))
-    return total / max(len(student), 1)
-
-
-def check_imitation_pairs(student: ArchConfig, teacher: ArchConfig) -> None:
-    """Module imitation pairs blocks one to one: same stages, depths and widths."""
-    s_shape = [(s.depth, s.width) for s in student.stages]
-    t_shape = [(s.depth, s.width) for s in teacher.stages]
-    if s_shape != t_shape:
-        raise ConfigError(
-            "--imitation-weight",
-            f"student stages (depth, width) {s_shape} differ from the teacher's {t_shape}: blocks cannot be paired",
-        )
-
-
-# --- weights from elsewhere ------------------------------------------------------------------
-
-
-def supernet_start(checkpoint: Path, arch: ArchConfig) -> tuple[ArchConfig, int, Mapping[str, torch.Tensor]]:
-    """What ``--from-supernet`` trains: the path's own architecture, size and inherited weights.
-
-    A supernet trained at a proxy profile (narrower widths, another stem stride and input
-    size) holds the *adapted* architecture's tensors, not the target one's: building the
-    target architecture and loading them would be a shape error. So training continues the
-    path as the supernet built it: ``supernet.adapt(arch)`` at the supernet's input size.
-    """
-    from vitsearch.evaluators.supernet import load_supernet
-
-    supernet = load_supernet(checkpoint)
-    path = supernet.adapt(arch)
-    extracted = supernet.extract(path, adapted=True)
-    return path, supernet.profile.img_size, extracted.state_dict()
-
-
-def load_inherited(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> list[str]:
-    """Load inherited weights; a classifier of another class count is left at its init. Returns skipped keys."""
-    own = model.state_dict()
-    skipped = [k for k in ("head.weight", "head.bias") if k in state and k in own and state[k].shape != own[k].shape]
-    kept = {k: v for k, v in state.items() if k not in skipped}
-    kept.update({k: own[k] for k in skipped})
-    load_state(model, kept, source)
-    return skipped
-
-
-# --- checkpoints -----------------------------------------------------------------------------
-
-
-def save_checkpoint(path: Path, blob: dict[str, Any]) -> None:
-    """``torch.save`` through a temporary file and a rename: a crash never leaves half a checkpoint."""
-    with atomic_path(path) as tmp:
-        torch.save(blob, tmp)
 
 
 def _signature(job: TrainJob, arch: ArchConfig, teacher: ArchConfig | None, precision) -> dict[str, Any]:

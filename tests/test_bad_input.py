@@ -351,11 +351,9 @@ def test_bad_input(case, workspace, monkeypatch):
 
 def test_read_only_out_as_a_normal_user_sees_it(workspace, monkeypatch):
     """The out-read-only row where root writes through chmod: os.access answers as for a normal user."""
-    import vitsearch.search.cli as cli
-
     locked = (workspace / "locked").resolve()
     real = os.access
-    monkeypatch.setattr(cli.os, "access", lambda p, mode: real(p, mode) and Path(p).resolve() != locked)
+    monkeypatch.setattr(os, "access", lambda p, mode: real(p, mode) and Path(p).resolve() != locked)
     case = next(c for c in CASES if c.id == "out-read-only")
     before = snapshot(workspace)
     monkeypatch.chdir(workspace)

@@ -41,7 +41,8 @@ def test_presets_with_pooling_stems_and_rope_export(tmp_path):
 
 def test_export_cli_from_a_run_dir_uses_trained_weights_and_rejects_bad_input(tmp_path):
     from vitsearch.search.driver import SearchConfig, run_search
-    from vitsearch.search.live import write_outputs
+    from vitsearch.search.outputs import write_outputs
+    from vitsearch.search.results import RunResults
     from vitsearch.space.search_space import SearchSpace
 
     run = tmp_path / "run"
@@ -56,7 +57,7 @@ def test_export_cli_from_a_run_dir_uses_trained_weights_and_rejects_bad_input(tm
         storage=f"sqlite:///{run / 'study.db'}",
         study_name="toy",
     )
-    write_outputs(run_search(config).study, config, run, plots=False)
+    write_outputs(RunResults.of(run_search(config).study), run, plots=False)
     fresh = runner.invoke(app, ["export", str(run), "--deploy", "-o", str(tmp_path / "fresh")])
     assert fresh.exit_code == 0, fresh.output
     info = json.loads((tmp_path / "fresh" / "export.json").read_text())

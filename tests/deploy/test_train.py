@@ -8,14 +8,9 @@ from typer.testing import CliRunner
 
 from vitsearch.evaluators.complexity import analytic_flops
 from vitsearch.search.cli import app
-from vitsearch.search.train import (
-    TrainJob,
-    TrainRecipe,
-    load_inherited,
-    soft_distillation,
-    supernet_start,
-    train,
-)
+from vitsearch.search.distill import soft_distillation
+from vitsearch.search.train import TrainJob, TrainRecipe, train
+from vitsearch.search.train_weights import load_inherited, supernet_start
 from vitsearch.space import build_model, get_preset
 from vitsearch.space.weights import model_from_weights
 

@@ -19,6 +19,7 @@ from vitsearch.search.baselines import (
 )
 from vitsearch.search.driver import SearchConfig, evaluated_count, run_search
 from vitsearch.search.plots import _get_pareto_info, _get_pareto_plot
+from vitsearch.search.results import RunResults, pareto_frame
 
 
 @pytest.mark.parametrize("budget", [0.5e9, 2e9, 4e9])
@@ -120,7 +121,8 @@ def test_pareto_page_draws_the_baselines_as_labelled_markers():
         }
     )
     baselines = _baselines(("deit_tiny", "COMPLETE", 0.4, 1.26e9, 5.7e6, "w192"), ("gone", "FAIL", None, 1e9, 1, "z"))
-    info = _get_pareto_info(trials, int(2e9), baselines)
+    results = RunResults(None, int(2e9), ("flops",), trials, pareto_frame(trials), baselines, None)
+    info = _get_pareto_info(results)
     assert list(info.baselines["baseline"]) == ["deit_tiny"]
     traces = {trace.name: trace for trace in _get_pareto_plot(info).data}
     assert list(traces["hand-designed baselines"].text) == ["deit_tiny"]

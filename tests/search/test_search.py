@@ -11,9 +11,9 @@ from conftest import TOY_SPACE, CountingEvaluator
 from vitsearch.evaluators.complexity import analytic_flops, count_flops
 from vitsearch.search.budget import parse_flops, parse_params
 from vitsearch.search.driver import SearchConfig, make_sampler, run_search
-from vitsearch.search.live import write_outputs
+from vitsearch.search.outputs import write_outputs
 from vitsearch.search.plots import _get_history_info, _get_pareto_info, hypervolume_2d
-from vitsearch.search.results import pareto_frame, trials_frame
+from vitsearch.search.results import RunResults, pareto_frame, trials_frame
 from vitsearch.space import ArchConfig, ConfigError
 from vitsearch.space.search_space import SearchSpace
 
@@ -156,7 +156,7 @@ def test_budget_below_the_space_names_the_smallest(toy_space):
 def test_outputs_exist_parse_and_best_rebuilds(toy_space, tmp_path):
     config = SearchConfig(space=toy_space, evaluator=CountingEvaluator(BUDGET), budget=BUDGET, trials=6)
     study = run_search(config).study
-    write_outputs(study, config, tmp_path)
+    write_outputs(RunResults.of(study), tmp_path)
     for name in ("trials.csv", "pareto.csv", "best.yaml", "pareto.html", "history.html", "importance.html"):
         assert (tmp_path / name).stat().st_size > 0
     front = pd.read_csv(tmp_path / "pareto.csv")
@@ -170,8 +170,9 @@ def test_outputs_exist_parse_and_best_rebuilds(toy_space, tmp_path):
 
 def test_pareto_and_history_info(toy_space):
     config = SearchConfig(space=toy_space, evaluator=CountingEvaluator(BUDGET), budget=BUDGET, trials=6)
-    frame = trials_frame(run_search(config).study)
-    info = _get_pareto_info(frame, BUDGET)
+    results = RunResults.of(run_search(config).study)
+    frame = results.trials
+    info = _get_pareto_info(results)
     for _, row in info.front.iterrows():  # nothing on the front is dominated by anything evaluated
         better = info.others[(info.others["score"] > row["score"]) & (info.others["flops"] <= row["flops"])]
         assert better.empty

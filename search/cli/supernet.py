@@ -1,94 +1,27 @@
-"""``vitsearch supernet train | eval``: the weight-sharing supernet from the command line.
-
-A typer sub-app mounted on the main app by ``cli.py``; torch is imported inside the commands.
-"""
+"""``vitsearch supernet train | eval``: the weight-sharing supernet from the command line (a typer sub-app)."""
 
 from __future__ import annotations
 
 import json
 import os
-import time
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-# cli.py mounts this app, so nothing from cli.py is imported at module level (``python -m
-# vitsearch.search.cli``, as torchrun runs it, would import cli.py twice and cycle).
-from .cli_options import DeviceOption, check_device
+from .console import console
+from .errors import user_errors, writable_folder
+from .options import ArchArg, DeviceOption, check_device
+from .progress import StepProgress
 
-ArchArg = Annotated[str, typer.Argument(help="A preset name (see `vitsearch presets`) or a YAML/JSON config file.")]
-
-
-def _console() -> Console:
-    from .cli import console
-
-    return console
-
-
-def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``cli.user_errors``, looked up when the command runs."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .cli import user_errors as wrap
-
-        return wrap(fn)(*args, **kwargs)
-
-    return wrapper
-
-
-supernet_app = typer.Typer(
+app = typer.Typer(
     name="supernet",
     help="Weight-sharing supernet: train once over a space, then score its architectures as paths.",
     no_args_is_help=True,
 )
 
 
-class _TrainProgress:
-    """A rich bar on a terminal; otherwise a plain line about every 5% of the steps."""
-
-    def __init__(self) -> None:
-        self.bar: Progress | None = None
-        self.task = None
-        self.total, self.every, self.loss, self.started = 0, 1, float("nan"), 0.0
-
-    def start(self, total: int, done: int) -> None:
-        self.total, self.every, self.started = total, max(1, total // 20), time.monotonic()
-        console = _console()
-        if console.is_terminal:
-            self.bar = Progress(
-                TextColumn("supernet"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]:.4f}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=console,
-            )
-            self.bar.start()
-            self.task = self.bar.add_task("train", total=total, completed=done, loss=float("nan"))
-        self.done0 = done
-
-    def advance(self, step: int, loss: float) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=step, loss=loss)
-        elif step % self.every == 0:
-            rate = (step - self.done0) / max(1e-9, time.monotonic() - self.started)
-            left = (self.total - step) / rate / 60 if rate else float("nan")
-            _console().print(f"step {step}/{self.total}: loss {loss:.4f}, ETA {left:.1f} min", highlight=False)
-
-    def stop(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-            self.bar = None
-
-
-@supernet_app.command("train")
+@app.command("train")
 @user_errors
 def train(
     out: Annotated[Path, typer.Option("--out", help="Checkpoint folder (an existing one is resumed).")],
@@ -133,9 +66,7 @@ def train(
 
     from vitsearch.evaluators.supernet import SupernetTrainConfig, train_supernet
     from vitsearch.search.budget import parse_flops
-    from vitsearch.search.cli import resolve_space, writable_folder
-
-    console = _console()
+    from vitsearch.search.spaces import resolve_space
 
     if threads is not None:
         torch.set_num_threads(threads)
@@ -174,7 +105,7 @@ def train(
         out,
         device=device,
         log=lambda line: console.print(line, highlight=False),
-        progress=_TrainProgress(),
+        progress=StepProgress("supernet"),
         max_steps=max_steps,
         amp=amp,
     )
@@ -186,7 +117,7 @@ def train(
         console.print(f"checkpoint at step {meta['step']}/{meta['total_steps']} in {out}", highlight=False)
 
 
-@supernet_app.command("eval")
+@app.command("eval")
 @user_errors
 def evaluate(
     ckpt: Annotated[Path, typer.Argument(help="Checkpoint folder of `vitsearch supernet train`.")],
@@ -200,10 +131,8 @@ def evaluate(
     """Validation accuracy of ARCH as a path of the supernet CKPT, with inherited weights."""
     from vitsearch.evaluators.base import EvaluationFailed
     from vitsearch.evaluators.supernet import SupernetEvaluator
-    from vitsearch.search.results import describe
+    from vitsearch.search.describe import describe
     from vitsearch.space import resolve_arch
-
-    console = _console()
 
     architecture = resolve_arch(arch)
     evaluator = SupernetEvaluator(

@@ -1,0 +1,5 @@
+"""``python -m vitsearch.search.cli``: what torchrun and the subprocess tests run."""
+
+from .app import main
+
+main()

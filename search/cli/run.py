@@ -1,0 +1,179 @@
+"""``vitsearch run``: check a run plan once, run it with a live view, write every output file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from .console import console
+from .errors import user_errors, writable_folder
+from .options import DEFAULT_EVALUATOR, DEFAULT_PRUNER, DEFAULT_SPACE, ImgSize, NumClasses, parse_settings
+
+if TYPE_CHECKING:
+    from vitsearch.search.plan import RunPlan
+
+
+@user_errors
+def run(
+    budget: Annotated[str, typer.Option("--budget", help="FLOPs budget: 2GFLOPs, 2G, 1.5e9, 750MFLOPs, 750M.")],
+    space: Annotated[str, typer.Option("--space", help="A shipped space name or a space YAML file.")] = DEFAULT_SPACE,
+    trials: Annotated[int, typer.Option("--trials", min=1, help="Architectures to evaluate (over resumes).")] = 6,
+    evaluator: Annotated[str, typer.Option("--evaluator", help="Accuracy estimate, by name.")] = DEFAULT_EVALUATOR,
+    data: Annotated[str | None, typer.Option("--data", help="mnist5k, an image folder, cifar10:PATH.")] = None,
+    settings: Annotated[
+        list[str] | None, typer.Option("--set", help="Evaluator setting KEY=VALUE (repeatable), e.g. epochs=2.")
+    ] = None,
+    max_params: Annotated[str | None, typer.Option("--max-params", help="Parameter cap, e.g. 10M.")] = None,
+    sampler: Annotated[
+        str, typer.Option("--sampler", help="auto (tpe below 200 trials, nsga2 from 200), tpe, nsga2 or random.")
+    ] = "auto",
+    pruner: Annotated[
+        str,
+        typer.Option(
+            "--pruner",
+            help="pareto (stop when a cheaper trial is as accurate at the same epoch), "
+            "successive_halving, median, hyperband or none.",
+        ),
+    ] = DEFAULT_PRUNER,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    out: Annotated[Path | None, typer.Option("--out", help="Run directory (default studies/runs/<study>).")] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            help="Optuna storage URL (default sqlite:///<out>/study.db), e.g. postgresql+psycopg2://user@host/db, "
+            "or journal:PATH for a journal file.",
+        ),
+    ] = None,
+    study: Annotated[str | None, typer.Option("--study", help="Study name (default: space name and budget).")] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Worker processes on this machine, sharing the study.")
+    ] = 1,
+    params_objective: Annotated[bool, typer.Option("--params-objective", help="Also minimise params.")] = False,
+    img_size: ImgSize = 224,
+    num_classes: NumClasses = 1000,
+    max_latency: Annotated[
+        str | None, typer.Option("--max-latency", help="Latency cap on this machine, e.g. 15ms (deployed, batch 1).")
+    ] = None,
+    latency_objective: Annotated[
+        bool, typer.Option("--latency-objective", help="Also minimise latency measured on this machine.")
+    ] = False,
+    latency_backend: Annotated[str, typer.Option("--latency-backend", help="torch or onnxruntime.")] = "torch",
+    latency_threads: Annotated[int, typer.Option("--latency-threads", min=1, help="Threads when timing.")] = 1,
+    supernet: Annotated[
+        Path | None, typer.Option("--supernet", help="Checkpoint of `vitsearch supernet train` (--evaluator supernet).")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="Evaluator device: auto, cpu, cuda, cuda:N (proxy, supernet).")
+    ] = None,
+    amp: Annotated[str | None, typer.Option("--amp", help="Proxy mixed precision: auto, bf16, fp16, off.")] = None,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile each proxy trial's model.")] = False,
+    baselines: Annotated[
+        bool,
+        typer.Option(
+            "--baselines/--no-baselines",
+            help="Also score hand-designed DeiT / PoolFormer / SCHEMEformer baselines fitted to the budget.",
+        ),
+    ] = True,
+) -> None:
+    """Search a space for the most accurate architectures within a FLOPs budget."""
+    from vitsearch.search.budget import parse_flops, parse_params
+    from vitsearch.search.plan import RunPlan, SearchConfig, make_evaluator
+    from vitsearch.search.spaces import resolve_space
+    from vitsearch.space import ConfigError
+
+    # Everything is checked before the first write: a refused command leaves the run directory as it was.
+    try:
+        budget_flops = parse_flops(budget)
+        params_cap = parse_params(max_params) if max_params is not None else None
+    except ValueError as err:
+        raise ConfigError("", str(err)) from None
+    search_space = resolve_space(space)
+    study_name = study or f"{search_space.name}-{budget_flops / 1e9:g}G"
+    out = writable_folder(out or Path("studies") / "runs" / study_name, "--out")
+    options = parse_settings(settings or [])
+    for key, value in (("device", device), ("amp", amp), ("compile", compile or None)):
+        if value is not None:
+            options[key] = value
+    if supernet is not None:
+        if evaluator != "supernet":
+            raise ConfigError("--supernet", "is the checkpoint of --evaluator supernet")
+        options["supernet"] = str(supernet)
+    config = SearchConfig(
+        space=search_space,
+        evaluator=make_evaluator(evaluator, data, options),
+        budget=budget_flops,
+        trials=trials,
+        max_params=params_cap,
+        img_size=img_size,
+        num_classes=num_classes,
+        sampler=sampler,
+        seed=seed,
+        storage=storage or f"sqlite:///{out / 'study.db'}",
+        study_name=study_name,
+        pruner=pruner,
+        params_objective=params_objective,
+        workers=workers,
+        baselines=baselines,
+        **_latency_options(max_latency, latency_objective, latency_backend, latency_threads),
+    )
+    plan = RunPlan.check(config)  # budget, sampler, pruner, storage: checked here, once, before any write
+    if storage is None:  # the SQLite file goes here; with --storage, the outputs create the folder
+        out.mkdir(parents=True, exist_ok=True)
+    run_with_progress(plan, out)
+
+
+def _latency_options(max_latency: str | None, objective: bool, backend: str, threads: int) -> dict[str, Any]:
+    from vitsearch.evaluators.latency import LatencySettings, list_backends
+    from vitsearch.search.budget import parse_latency_ms
+    from vitsearch.space import ConfigError
+
+    if backend not in list_backends():
+        raise ConfigError("--latency-backend", f"unknown {backend!r} (choose from {', '.join(list_backends())})")
+    return {
+        "max_latency_ms": parse_latency_ms(max_latency) if max_latency is not None else None,
+        "latency_objective": objective,
+        "latency": LatencySettings(backend=backend, threads=threads),
+    }
+
+
+def run_with_progress(plan: RunPlan, out: Path) -> None:
+    """Run or resume the plan's study with a live view, then write every output file into ``out``."""
+    from vitsearch.search.driver import evaluated_count
+    from vitsearch.search.live import run_plan
+    from vitsearch.search.outputs import write_outputs
+    from vitsearch.search.results import RunResults
+
+    from .progress import SearchProgress
+    from .tables import pareto_table
+
+    config = plan.config
+    opened = plan.open()
+    already = evaluated_count(opened.study)
+    console.print(
+        f"space {config.space.name!r} ({config.space.size():.3g} architectures, smallest "
+        f"{plan.smallest_flops / 1e9:.3f} GFLOPs), budget {config.budget / 1e9:g} GFLOPs at {config.img_size}px, "
+        f"evaluator {config.evaluator.name}, sampler {plan.sampler}; "
+        + (f"resuming at {already}/{config.trials}" if already else f"{config.trials} trials")
+        + (f"; {config.workers} workers" if config.workers > 1 else ""),
+        highlight=False,
+    )
+    try:
+        with SearchProgress(config, already, opened.study) as progress:
+            run_plan(plan, opened, progress, progress.baseline, progress.idle)
+    finally:  # an interrupted run still leaves consistent files for what it finished
+        results = RunResults.of(opened.study)
+        written = write_outputs(results, out)
+        if not results.front.empty:
+            console.print(pareto_table(results.front))
+        if not results.failures.empty:
+            console.print(f"{len(results.failures)} failed trials (reasons: `vitsearch show {out}`)", highlight=False)
+        line = results.verdict_line()
+        if line is not None:
+            console.print(line, highlight=False)
+        console.print("wrote " + ", ".join(p.name for p in written) + f" in {out}")
+
+
+COMMANDS = {"run": run}

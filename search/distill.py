@@ -1,0 +1,60 @@
+"""Distillation losses of ``vitsearch train``: soft distillation from a teacher and RIFormer's module imitation."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vitsearch.space import ArchConfig, ConfigError
+
+
+def soft_distillation(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``T^2 * KL(softmax(t / T) || softmax(s / T))``, averaged over the batch (Hinton et al.)."""
+    t = temperature
+    log_s, log_t = F.log_softmax(student / t, -1), F.log_softmax(teacher / t, -1)
+    return F.kl_div(log_s, log_t, reduction="batchmean", log_target=True) * t * t
+
+
+def _relation(x: torch.Tensor) -> torch.Tensor:
+    x = F.normalize(x, dim=-1)
+    return x @ x.transpose(-2, -1)  # (B, N, N) cosine similarity between tokens
+
+
+class MixerTaps:
+    """Forward hooks on every block's token mixer, keeping its input and output of the last forward."""
+
+    def __init__(self, model: nn.Module):
+        from vitsearch.space.layers import Block
+
+        self.records: list[tuple[torch.Tensor, torch.Tensor]] = []
+        blocks = [m for m in model.modules() if isinstance(m, Block)]
+        self.handles = [b.mixer.register_forward_hook(self._hook) for b in blocks]
+        self.count = len(blocks)
+
+    def _hook(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        self.records.append((inputs[0], output))
+
+    def take(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        records, self.records = self.records, []
+        return records
+
+
+def imitation_loss(student: list, teacher: list) -> torch.Tensor:
+    """RIFormer-style module imitation over paired blocks: MSE of mixer inputs, outputs, relations."""
+    total = torch.zeros(())
+    for (s_in, s_out), (t_in, t_out) in zip(student, teacher, strict=True):
+        total = total + F.mse_loss(s_in, t_in) + F.mse_loss(s_out, t_out)
+        total = total + F.mse_loss(_relation(s_out), _relation(t_out))
+    return total / max(len(student), 1)
+
+
+def check_imitation_pairs(student: ArchConfig, teacher: ArchConfig) -> None:
+    """Module imitation pairs blocks one to one: same stages, depths and widths."""
+    s_shape = [(s.depth, s.width) for s in student.stages]
+    t_shape = [(s.depth, s.width) for s in teacher.stages]
+    if s_shape != t_shape:
+        raise ConfigError(
+            "--imitation-weight",
+            f"student stages (depth, width) {s_shape} differ from the teacher's {t_shape}: blocks cannot be paired",
+        )
