@@ -117,3 +117,28 @@ def test_run_scores_the_baselines_and_says_what_the_best_beat(space_file, tmp_pa
     )
     assert result.exit_code == 0, result.output
     assert not (bare / "baselines.csv").exists() and "baseline deit" not in result.output
+
+
+def test_run_checks_the_budget_once_and_builds_one_sampler(space_file, tmp_path, monkeypatch):
+    """The run plan is checked once and its study opened once per process (was: 3 budget checks, 4 samplers)."""
+    from vitsearch.search import plan
+
+    calls = {"budget": 0, "sampler": 0}
+    check_budget, tpe = plan.check_budget, plan.SAMPLERS["tpe"]
+
+    def counted_check(config):
+        calls["budget"] += 1
+        return check_budget(config)
+
+    def counted_tpe(seed):
+        calls["sampler"] += 1
+        return tpe(seed)
+
+    monkeypatch.setattr(plan, "check_budget", counted_check)
+    monkeypatch.setitem(plan.SAMPLERS, "tpe", counted_tpe)
+    out = tmp_path / "run"
+    result = invoke(
+        "run", "--space", space_file, "--budget", "40M", "--trials", 2, "--out", out, "--no-baselines", *FAST
+    )
+    assert result.exit_code == 0, result.output
+    assert calls == {"budget": 1, "sampler": 1}
