@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,11 +51,11 @@ from vitsearch.evaluators.training import (
 from vitsearch.evaluators.training.recipe import Recipe, Rule
 from vitsearch.space import ArchConfig, ConfigError, build_model, resolve_arch
 from vitsearch.space.files import atomic_write_text
-from vitsearch.space.weights import describe_load_error, load_state, model_from_weights, save_weights
+from vitsearch.space.weights import model_from_weights, save_weights
 
 from .distill import MixerTaps, check_imitation_pairs, imitation_loss, soft_distillation
 from .train_data import Batches, evaluate_top1
-from .train_weights import load_inherited, save_checkpoint, supernet_start
+from .train_weights import load_inherited, resume_checkpoint, save_checkpoint, supernet_start
 
 CHECKPOINT, WEIGHTS, REPORT, ARCH_FILE = "last.pt", "model.safetensors", "report.json", "arch.yaml"
 
@@ -252,7 +252,7 @@ def _train(job: TrainJob, on_step: StepCallback | None, on_epoch: EpochCallback 
     }
     start_epoch, history = 0, []
     if ckpt_path.exists():
-        start_epoch, history = _resume(ckpt_path, signature, model, ema, optimizer, scheduler)
+        start_epoch, history = resume_checkpoint(ckpt_path, signature, model, ema, optimizer, scheduler)
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / ARCH_FILE, arch.to_yaml())
@@ -332,29 +332,6 @@ def _teacher(job: TrainJob, info: DatasetInfo) -> tuple[nn.Module | None, ArchCo
     )
     teacher.eval().requires_grad_(False)
     return teacher, teacher.arch
-
-
-def _resume(path: Path, signature: dict[str, Any], model, ema, optimizer, scheduler) -> tuple[int, list]:
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated, not a zip, or pickled objects weights_only refuses
-        raise ConfigError(str(path), f"cannot resume from this checkpoint ({describe_load_error(err)})") from None
-    keys = ("model", "optimizer", "scheduler", "epoch", "meta")
-    missing = [key for key in keys if key not in blob] if isinstance(blob, Mapping) else list(keys)
-    if missing:
-        raise ConfigError(str(path), f"not a checkpoint of vitsearch train (no {', '.join(missing)})")
-    recorded = blob["meta"].get("signature", {}) if isinstance(blob["meta"], Mapping) else {}
-    # Checkpoints from before the engine: float32, and augmentation settings that mnist5k never used.
-    defaults = {"amp": "off", "augment": True, "auto_augment": "rand-m9-mstd0.5", "re_prob": 0.25}
-    changed = sorted(k for k in signature if recorded.get(k, defaults.get(k)) != signature[k])
-    if changed:
-        raise ConfigError("--resume", f"{path} was trained with different {', '.join(changed)}; use another --out")
-    load_state(model, blob["model"], str(path))  # loads onto the model's device
-    if ema is not None and blob.get("ema") is not None:
-        load_state(ema.module, blob["ema"], str(path))
-    optimizer.load_state_dict(blob["optimizer"])
-    scheduler.load_state_dict(blob["scheduler"])
-    return int(blob["epoch"]), list(blob.get("history", []))
 
 
 def _finish(job, requested, arch, info, model, ema, history, meta, started, precision) -> dict[str, Any]:

@@ -9,9 +9,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from vitsearch.space import ArchConfig
+from vitsearch.space import ArchConfig, ConfigError
 from vitsearch.space.files import atomic_path
-from vitsearch.space.weights import load_state
+from vitsearch.space.weights import describe_load_error, load_state
 
 
 def supernet_start(checkpoint: Path, arch: ArchConfig) -> tuple[ArchConfig, int, Mapping[str, torch.Tensor]]:
@@ -44,3 +44,30 @@ def save_checkpoint(path: Path, blob: dict[str, Any]) -> None:
     """``torch.save`` through a temporary file and a rename: a crash never leaves half a checkpoint."""
     with atomic_path(path) as tmp:
         torch.save(blob, tmp)
+
+
+def resume_checkpoint(path: Path, signature: dict[str, Any], model, ema, optimizer, scheduler) -> tuple[int, list]:
+    """Load the training state of ``last.pt`` into the run; refuse one trained with another ``signature``.
+
+    Returns the epoch to continue from and the history so far.
+    """
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated, not a zip, or pickled objects weights_only refuses
+        raise ConfigError(str(path), f"cannot resume from this checkpoint ({describe_load_error(err)})") from None
+    keys = ("model", "optimizer", "scheduler", "epoch", "meta")
+    missing = [key for key in keys if key not in blob] if isinstance(blob, Mapping) else list(keys)
+    if missing:
+        raise ConfigError(str(path), f"not a checkpoint of vitsearch train (no {', '.join(missing)})")
+    recorded = blob["meta"].get("signature", {}) if isinstance(blob["meta"], Mapping) else {}
+    # Checkpoints from before the engine: float32, and augmentation settings that mnist5k never used.
+    defaults = {"amp": "off", "augment": True, "auto_augment": "rand-m9-mstd0.5", "re_prob": 0.25}
+    changed = sorted(k for k in signature if recorded.get(k, defaults.get(k)) != signature[k])
+    if changed:
+        raise ConfigError("--resume", f"{path} was trained with different {', '.join(changed)}; use another --out")
+    load_state(model, blob["model"], str(path))  # loads onto the model's device
+    if ema is not None and blob.get("ema") is not None:
+        load_state(ema.module, blob["ema"], str(path))
+    optimizer.load_state_dict(blob["optimizer"])
+    scheduler.load_state_dict(blob["scheduler"])
+    return int(blob["epoch"]), list(blob.get("history", []))
