@@ -25,6 +25,7 @@ class ParetoInfo(NamedTuple):
     others: pd.DataFrame  # evaluated, dominated or over budget
     score_label: str  # what the score is: the evaluator's name
     baselines: pd.DataFrame  # hand-designed architectures scored by the same evaluator (search.baselines)
+    objectives: tuple[str, ...] = ("flops",)  # what the front minimises besides the score
 
 
 class HistoryInfo(NamedTuple):
@@ -40,7 +41,8 @@ def _get_pareto_info(results: RunResults) -> ParetoInfo:
     others = evaluated.drop(index=front.index, errors="ignore")
     evaluators = sorted(set(trials["evaluator"])) if "evaluator" in trials else []
     scored = baselines[baselines["state"] == "COMPLETE"]
-    return ParetoInfo(results.budget / 1e9, front, others, f"score ({', '.join(evaluators) or 'none'})", scored)
+    label = f"score ({', '.join(evaluators) or 'none'})"
+    return ParetoInfo(results.budget / 1e9, front, others, label, scored, results.objectives)
 
 
 def _hover(frame: pd.DataFrame, name: str = "trial", prefix: str = "trial ") -> list[str]:
@@ -69,9 +71,10 @@ def _get_pareto_plot(info: ParetoInfo) -> go.Figure:
         go.Scatter(
             x=info.front["gflops"],
             y=info.front["score"],
-            mode="lines+markers",
+            # A staircase only when FLOPs is the one cost: a front over more costs is not monotone in FLOPs.
+            mode="lines+markers" if info.objectives == ("flops",) else "markers",
             line={"shape": "hv"},
-            name="Pareto front",
+            name="Pareto front" + ("" if info.objectives == ("flops",) else f" ({', '.join(info.objectives)})"),
             marker={"color": "crimson", "size": 11},
             hovertext=_hover(info.front),
             hoverinfo="text",

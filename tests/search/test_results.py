@@ -11,7 +11,7 @@ from vitsearch.search import plan as plan_module
 from vitsearch.search.driver import SearchConfig, run_search
 from vitsearch.search.outputs import write_outputs
 from vitsearch.search.plan import RunPlan
-from vitsearch.search.plots import _get_pareto_info
+from vitsearch.search.plots import _get_pareto_info, _get_pareto_plot
 from vitsearch.search.results import RunResults, objective_columns
 
 BUDGET = 40_000_000
@@ -25,7 +25,10 @@ def test_the_plot_draws_the_front_of_pareto_csv_with_a_params_objective(toy_spac
     assert results.objectives == ("flops", "params")
     write_outputs(results, tmp_path, plots=False)
     csv = pd.read_csv(tmp_path / "pareto.csv")
-    assert sorted(_get_pareto_info(results).front["trial"]) == sorted(csv["trial"])
+    info = _get_pareto_info(results)
+    assert sorted(info.front["trial"]) == sorted(csv["trial"])
+    front = next(trace for trace in _get_pareto_plot(info).data if trace.name.startswith("Pareto front"))
+    assert front.mode == "markers" and front.name == "Pareto front (flops, params)"  # no FLOPs staircase
 
 
 @pytest.mark.parametrize(
