@@ -9,8 +9,12 @@ everything that shapes their cost:
 - **embed**: the stem, flattening, cls token and learned positions (stem config, channels,
   width, image side, head, position);
 - **downsample**: a stage's entry (its kind, widths in and out, the grid it receives);
-- **block**: norm, mixer, layer scale and MLP in the deployed form (width, the block config,
-  the grid, the norm, layer scale, whether it keeps or shares an attention map, RoPE);
+- **mixer**: the token half of a block in its deployed form, ``x + ls1(mixer(norm1(x)))``
+  (width, grid, norm, layer scale, the mixer config, whether it keeps or shares an attention
+  map, RoPE);
+- **mlp**: the channel half, ``x + ls2(mlp(norm2(x)))`` (width, grid, norm, layer scale, MLP
+  ratio, groups, CCA). Halves rather than whole blocks: a half recurs far more often across a
+  space's architectures than its pairing with the other half does, so the table fills sooner.
 - **head**: final norm, pooling or cls selection, classifier (width, grid, head, classes).
 
 A sharing block is timed with a kept map of the right shape already in its context, as the
@@ -33,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitsearch.space import ArchConfig, TokenGrid, get_downsample, resolve_arch, validate
+from vitsearch.space import ArchConfig, MixerConfig, TokenGrid, get_downsample, resolve_arch, validate
 from vitsearch.space.files import atomic_write_text
 from vitsearch.space.layers import Block, ForwardContext
 from vitsearch.space.model import attention_sources
@@ -87,17 +91,32 @@ class _Downsample(nn.Module):
         return self.inner(x, self.grid)[0]
 
 
-class _Block(nn.Module):
-    """One deployed block with the context the model gives it (grid, RoPE, a kept map to share)."""
+class _TokenHalf(nn.Module):
+    """``x + ls1(mixer(norm1(x)))`` of a deployed block, with the context the model gives it
+    (grid, RoPE, a kept map of the right shape for a block that shares one)."""
 
     def __init__(self, block: Block, grid: TokenGrid, rope: bool, shared_map: tuple[int, ...] | None):
         super().__init__()
-        self.block, self.grid = block.reparameterize(), grid
+        block = block.reparameterize()
+        self.norm1, self.mixer, self.ls1, self.grid = block.norm1, block.mixer, block.ls1, grid
         self.rope = AxialRoPE() if rope else None
         self.shared = torch.softmax(torch.randn(shared_map), -1) if shared_map else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.block(x, ForwardContext(grid=self.grid, attn=self.shared, rope=self.rope))
+        ctx = ForwardContext(grid=self.grid, attn=self.shared, rope=self.rope)
+        return x + self.ls1(self.mixer(self.norm1(x), ctx))
+
+
+class _ChannelHalf(nn.Module):
+    """``x + ls2(mlp(norm2(x)))`` of a deployed block."""
+
+    def __init__(self, block: Block):
+        super().__init__()
+        block = block.reparameterize()
+        self.norm2, self.mlp, self.ls2 = block.norm2, block.mlp, block.ls2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.ls2(self.mlp(self.norm2(x)))
 
 
 def arch_parts(arch: Any, img_size: int, in_chans: int, num_classes: int) -> Iterator[tuple[str, Any]]:
@@ -108,9 +127,12 @@ def arch_parts(arch: Any, img_size: int, in_chans: int, num_classes: int) -> Ite
     side = stem_grid_size(arch.stem, img_size)
     grid = TokenGrid(side, side, 1 if arch.head == "cls" else 0)
     stem = dataclasses.asdict(arch.stem)
-    yield _key("embed", stem, in_chans, width, img_size, arch.head, arch.position), lambda b, w=width, g=grid: (
-        _Embed(arch, in_chans, w, g.tokens),
-        torch.randn(b, in_chans, img_size, img_size),
+    yield (
+        _key("embed", stem, in_chans, width, img_size, arch.head, arch.position),
+        lambda b, w=width, g=grid: (
+            _Embed(arch, in_chans, w, g.tokens),
+            torch.randn(b, in_chans, img_size, img_size),
+        ),
     )
     keep = attention_sources(arch)
     rope = arch.position == "rope"
@@ -118,29 +140,49 @@ def arch_parts(arch: Any, img_size: int, in_chans: int, num_classes: int) -> Ite
         in_dim, grid_in = width, grid
         grid, width = get_downsample(stage.downsample).out_grid(grid), stage.width
         if stage.downsample != "none":
-            yield _key("downsample", stage.downsample, in_dim, width, _grid(grid_in)), (
-                lambda b, d=stage.downsample, i=in_dim, o=width, g=grid_in: (_Downsample(d, i, o, g), _tokens(b, g, i))
+            yield (
+                _key("downsample", stage.downsample, in_dim, width, _grid(grid_in)),
+                (
+                    lambda b, d=stage.downsample, i=in_dim, o=width, g=grid_in: (
+                        _Downsample(d, i, o, g),
+                        _tokens(b, g, i),
+                    )
+                ),
             )
         for bi, block in enumerate(stage.blocks):
             kept = (si, bi) in keep
-            heads = block.mixer.heads or 0
-            key = _key(
-                "block", width, dataclasses.asdict(block), _grid(grid), arch.norm, arch.layer_scale_init, kept, rope
+            mixer = dataclasses.asdict(block.mixer)
+            common = (width, _grid(grid), arch.norm, arch.layer_scale_init)
+            yield (
+                _key("mixer", *common, mixer, block.share_attention, kept, rope),
+                (
+                    lambda b, w=width, c=block, g=grid, k=kept: (
+                        _TokenHalf(
+                            Block(w, c, g, arch.norm, arch.layer_scale_init, keep_attention=k),
+                            g,
+                            rope,
+                            (b, c.mixer.heads or 0, g.tokens, g.tokens) if c.share_attention else None,
+                        ),
+                        _tokens(b, g, w),
+                    )
+                ),
             )
-            yield key, (
-                lambda b, w=width, c=block, g=grid, k=kept, h=heads: (
-                    _Block(
-                        Block(w, c, g, arch.norm, arch.layer_scale_init, keep_attention=k),
-                        g,
-                        rope,
-                        (b, h, g.tokens, g.tokens) if c.share_attention else None,
-                    ),
-                    _tokens(b, g, w),
-                )
+            mlp = dataclasses.replace(block, mixer=MixerConfig("identity"), share_attention=False)
+            yield (
+                _key("mlp", *common, block.mlp_ratio, block.mlp_groups, block.cca),
+                (
+                    lambda b, w=width, c=mlp, g=grid: (
+                        _ChannelHalf(Block(w, c, g, arch.norm, arch.layer_scale_init)),
+                        _tokens(b, g, w),
+                    )
+                ),
             )
-    yield _key("head", width, _grid(grid), arch.head, num_classes), lambda b, w=width, g=grid: (
-        _Head(w, g, arch.head, num_classes),
-        _tokens(b, g, w),
+    yield (
+        _key("head", width, _grid(grid), arch.head, num_classes),
+        lambda b, w=width, g=grid: (
+            _Head(w, g, arch.head, num_classes),
+            _tokens(b, g, w),
+        ),
     )
 
 

@@ -25,7 +25,7 @@ def test_parts_chain_into_the_models_output_shape(name):
     parts = list(arch_parts(arch, img, 3, 10))
     blocks = sum(len(s.blocks) for s in arch.stages)
     downsamples = sum(s.downsample != "none" for s in arch.stages)
-    assert len(parts) == 2 + blocks + downsamples  # embed, downsamples, blocks, head
+    assert len(parts) == 2 + 2 * blocks + downsamples  # embed, downsamples, two halves per block, head
     x = None
     with torch.no_grad():
         for key, build in parts:
@@ -56,3 +56,20 @@ def test_each_part_is_timed_once_and_the_file_is_reused(tmp_path):
     other = LatencyTable(LatencySettings(warmup=0, repeats=2), img_size=32, num_classes=10, path=path)
     assert not other.entries  # other settings: the stored entries do not apply
     assert json.loads(path.read_text())["identity"]["settings"]["repeats"] == 1
+
+
+@pytest.mark.parametrize("mixer", ["attention", "pool", "identity"])
+def test_the_two_halves_compute_the_block(mixer):
+    from vitsearch.evaluators.latency_table import _ChannelHalf, _TokenHalf
+    from vitsearch.space import BlockConfig, MixerConfig, TokenGrid
+    from vitsearch.space.layers import Block, ForwardContext
+
+    torch.manual_seed(0)
+    grid = TokenGrid(4, 4, 1)
+    cfg = BlockConfig(MixerConfig(mixer, heads=2 if mixer == "attention" else None))
+    block = Block(32, cfg, grid, "layernorm", 1e-5)
+    block = block.eval().reparameterize()
+    x = torch.randn(2, grid.tokens, 32)
+    want = block(x, ForwardContext(grid=grid))
+    got = _ChannelHalf(block)(_TokenHalf(block, grid, rope=False, shared_map=None)(x))
+    assert torch.allclose(got, want, atol=1e-6)
