@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import statistics
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -207,11 +208,13 @@ class LatencyTable:
         self.img_size, self.in_chans, self.num_classes = img_size, in_chans, num_classes
         self.path = Path(path) if path is not None else None
         self.entries: dict[str, float] = {}
+        self.scale = 1.0  # whole-model / sum-of-parts latency, from ``calibrate``
         self.measured = 0  # parts timed by this instance (the rest came from the file)
         if self.path is not None and self.path.exists():
             data = json.loads(self.path.read_text())
             if data.get("identity") == self.identity():
                 self.entries = {k: float(v) for k, v in data["entries"].items()}
+                self.scale = float(data.get("scale", 1.0))
 
     def identity(self) -> dict[str, Any]:
         """What a stored table must match to be reused: the settings, profile, torch and machine."""
@@ -224,8 +227,26 @@ class LatencyTable:
             "processor": platform.processor(),
         }
 
+    def calibrate(self, archs: list[Any]) -> float:
+        """Time ``archs`` whole and set ``scale`` to the median of whole / sum of parts.
+
+        A part timed alone in a loop keeps its weights in cache; in the model the next layer's
+        weights evict them, so the plain sum runs low (about 15-20% on the full space,
+        ``studies/bench_latency_table.py``). The scale fixes the level, not the ranking.
+        """
+        from .latency import arch_latency_ms
+
+        self.scale = 1.0
+        ratios = []
+        for arch in archs:
+            whole = arch_latency_ms(arch, self.img_size, self.in_chans, self.num_classes, self.settings)
+            ratios.append(whole / self.predict_ms(arch))
+        self.scale = statistics.median(ratios)
+        self.save()
+        return self.scale
+
     def predict_ms(self, arch: Any) -> float:
-        """The sum of the architecture's part latencies, timing the parts not yet in the table."""
+        """The sum of the architecture's part latencies times ``scale``, timing new parts first."""
         total, fresh = 0.0, False
         for key, build in arch_parts(arch, self.img_size, self.in_chans, self.num_classes):
             if key not in self.entries:
@@ -234,7 +255,7 @@ class LatencyTable:
             total += self.entries[key]
         if fresh:
             self.save()
-        return total
+        return total * self.scale
 
     def _time(self, build) -> float:
         s = self.settings
@@ -245,7 +266,7 @@ class LatencyTable:
 
     def save(self) -> None:
         if self.path is not None:
-            payload = {"identity": self.identity(), "entries": self.entries}
+            payload = {"identity": self.identity(), "scale": self.scale, "entries": self.entries}
             atomic_write_text(self.path, json.dumps(payload, indent=1, sort_keys=True))
 
 

@@ -50,12 +50,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--backend", default="torch")
+    parser.add_argument("--calibrate", type=int, default=10, help="architectures timed whole to set the scale")
     parser.add_argument("--out", type=Path, default=HERE / "latency_table.csv")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     settings = LatencySettings(backend=args.backend, repeats=args.repeats)
-    archs = draw(SearchSpace.load(args.space), args.n, args.budget, args.seed)
+    archs = draw(SearchSpace.load(args.space), args.n + args.calibrate, args.budget, args.seed)
     table = LatencyTable(settings)
+    if args.calibrate:  # on architectures of their own, so the errors below are out of sample
+        start = time.perf_counter()
+        scale = table.calibrate(archs[args.n :])
+        print(f"calibrated on {args.calibrate} architectures in {time.perf_counter() - start:.1f} s: scale {scale:.3f}")
+        archs = archs[: args.n]
     rows, table_each = [], []
     table_s = measured_s = 0.0
     for i, arch in enumerate(archs):
@@ -91,7 +97,8 @@ def report(rows: list[dict], table_s: float, measured_s: float, parts: int, args
     rel = np.abs(pred - meas) / meas
     print(
         f"\nLatency table vs whole-model latency: n={len(rows)} of {args.space} within {args.budget:.3g} FLOPs, "
-        f"seed {args.seed}, backend {args.backend}, batch 1, 1 thread, median of {args.repeats} passes.\n"
+        f"seed {args.seed}, backend {args.backend}, batch 1, 1 thread, median of {args.repeats} passes; "
+        f"table calibrated on {args.calibrate} other architectures.\n"
     )
     print("| predictor of measured latency | Spearman rho [95% CI] | Kendall tau [95% CI] |")
     print("|---|---|---|")

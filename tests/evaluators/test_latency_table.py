@@ -73,3 +73,12 @@ def test_the_two_halves_compute_the_block(mixer):
     want = block(x, ForwardContext(grid=grid))
     got = _ChannelHalf(block)(_TokenHalf(block, grid, rope=False, shared_map=None)(x))
     assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_calibration_scales_the_sum_and_is_stored(tmp_path):
+    path = tmp_path / "table.json"
+    table = LatencyTable(FAST, img_size=32, num_classes=10, path=path)
+    raw = table.predict_ms(tiny("test_vit"))
+    scale = table.calibrate([tiny("test_vit"), tiny("test_metaformer")])
+    assert scale > 0 and table.predict_ms(tiny("test_vit")) == pytest.approx(raw * scale)
+    assert LatencyTable(FAST, img_size=32, num_classes=10, path=path).scale == scale
