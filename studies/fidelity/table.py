@@ -4,7 +4,8 @@ Reads ``archs.csv`` (``params`` and ``flops``, the trivial baselines), ``referen
 ``cheap.csv`` (``run_reference.py``) and prints markdown: for every cheap evaluator / profile
 and the two baselines, Kendall tau and Spearman rho against the reference's seed 0 with
 percentile bootstrap 95% intervals (``evaluators.validate``), n, the median seconds per
-architecture and its share of the reference's; the noise ceiling (reference seed 0 vs seed 1
+architecture (CPU seconds of the one-thread process where the cache has them, so a loaded
+machine does not inflate them) and its share of the reference's; the noise ceiling (reference seed 0 vs seed 1
 on the architectures both finished); and the reference's mean learning curve, to show whether
 it flattens. Works on partial data: every row says its n.
 
@@ -46,7 +47,8 @@ def scores(rows: list[dict[str, str]], label: str, seed: int = 0, last: int = 0)
 
 
 def seconds(rows: list[dict[str, str]], label: str) -> float:
-    values = [float(r["seconds"]) for r in rows if r["label"] == label and int(r["seed"]) == 0]
+    """Median seconds per architecture: CPU seconds where recorded (steady on a shared machine), else wall."""
+    values = [float(r.get("cpu_seconds") or r["seconds"]) for r in rows if r["label"] == label and int(r["seed"]) == 0]
     return statistics.median(values) if values else math.nan
 
 
