@@ -39,4 +39,3 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
         raise RuntimeError("killed mid-write")
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["model.onnx"]
-
