@@ -22,16 +22,18 @@ from vitsearch.evaluators.base import BaseEvaluator
 from vitsearch.evaluators.complexity import analytic_flops
 from vitsearch.evaluators.pruners import DEFAULT_PRUNER, make_pruner
 from vitsearch.space import ArchConfig, ConfigError
+from vitsearch.space.registry import Registry, UnknownNameError
 from vitsearch.space.search_space import SearchSpace
 
 from . import workers as shared_study
 
-SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
-    # TPE: multivariate over the conditional per-layer choices, constant liar for parallel workers.
-    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True),
-    "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed),
-    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
-}
+SAMPLERS: Registry[Callable[..., optuna.samplers.BaseSampler]] = Registry("sampler")
+# TPE: multivariate over the conditional per-layer choices, constant liar for parallel workers.
+SAMPLERS.register("tpe")(
+    lambda seed: optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+)
+SAMPLERS.register("nsga2")(lambda seed: optuna.samplers.NSGAIISampler(seed=seed))
+SAMPLERS.register("random")(lambda seed: optuna.samplers.RandomSampler(seed=seed))
 
 # `auto`: TPE for short searches, NSGA-II for long ones. studies/bench_samplers.md (full space,
 # 2 GFLOPs, 5 seeds): TPE leads in hypervolume up to 100 trials (6.59 vs 6.05), NSGA-II at 200
@@ -50,9 +52,9 @@ def sampler_for(name: str, trials: int) -> str:
 def make_sampler(name: str, seed: int | None = None, trials: int = 0) -> optuna.samplers.BaseSampler:
     name = sampler_for(name, trials)
     try:
-        factory = SAMPLERS[name]
-    except KeyError:
-        raise ValueError(f"--sampler: unknown {name!r} (choose from auto, {', '.join(SAMPLERS)})") from None
+        factory = SAMPLERS.get(name)
+    except UnknownNameError as err:
+        raise ValueError(f"--sampler: unknown {name!r} (choose from auto, {', '.join(err.choices)})") from None
     return factory(seed)
 
 

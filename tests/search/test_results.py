@@ -13,6 +13,7 @@ from vitsearch.search.outputs import write_outputs
 from vitsearch.search.plan import RunPlan
 from vitsearch.search.plots import _get_pareto_info, _get_pareto_plot
 from vitsearch.search.results import RunResults, objective_columns
+from vitsearch.space.registry import Registry
 
 BUDGET = 40_000_000
 
@@ -64,7 +65,7 @@ def test_run_search_given_a_plan_checks_and_opens_nothing_again(toy_space, monke
     calls = []
     monkeypatch.setattr(plan_module, "check_budget", lambda config: calls.append("budget"))
     monkeypatch.setattr(RunPlan, "open", lambda self: calls.append("open"))
-    monkeypatch.setattr(plan_module, "SAMPLERS", {})  # building a sampler now would be a KeyError
+    monkeypatch.setattr(plan_module, "SAMPLERS", Registry("sampler"))  # building a sampler now would fail
     run_search(plan, opened=opened)
     assert calls == [] and len(opened.study.trials) >= 3
 

@@ -73,3 +73,11 @@ def test_every_kind_raises_the_one_error(lookup, kind):
         fn = getattr(fn, part)
     with pytest.raises(UnknownNameError, match=rf"^unknown {kind} 'nope' \(choose from \w"):
         fn("nope")
+
+
+def test_samplers_are_a_registry_and_keep_the_flag_message():
+    from vitsearch.search.plan import SAMPLERS, make_sampler
+
+    assert set(SAMPLERS.names()) == {"nsga2", "random", "tpe"}
+    with pytest.raises(ValueError, match=r"^--sampler: unknown 'grid' \(choose from auto, nsga2, random, tpe\)$"):
+        make_sampler("grid")
