@@ -23,7 +23,7 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 run: $(STAMP)
-	$(BIN)/vitsearch run --budget 2GFLOPs
+	$(BIN)/vitsearch run --budget 2GFLOPs --workers 2
 
 clean:
 	rm -rf $(VENV) .pytest_cache

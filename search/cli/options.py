@@ -7,6 +7,9 @@ from typing import Annotated, Any
 import typer
 
 DEFAULT_SPACE = "full"
+# 40: past TPE's 10 random start-up trials, a search rather than a sample; with --workers 2 and the
+# default proxy it takes about 4 minutes on a 2-core CPU, baselines included (README, make run).
+DEFAULT_TRIALS = 40
 DEFAULT_EVALUATOR = "proxy"  # the only estimate with rank signal in studies/proxy_fidelity.md
 DEFAULT_PRUNER = "pareto"  # = evaluators.pruners.DEFAULT_PRUNER (a test checks), kept here so --help skips optuna
 

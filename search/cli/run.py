@@ -9,7 +9,15 @@ import typer
 
 from .console import console
 from .errors import user_errors, writable_folder
-from .options import DEFAULT_EVALUATOR, DEFAULT_PRUNER, DEFAULT_SPACE, ImgSize, NumClasses, parse_settings
+from .options import (
+    DEFAULT_EVALUATOR,
+    DEFAULT_PRUNER,
+    DEFAULT_SPACE,
+    DEFAULT_TRIALS,
+    ImgSize,
+    NumClasses,
+    parse_settings,
+)
 
 if TYPE_CHECKING:
     from vitsearch.search.plan import RunPlan
@@ -19,7 +27,9 @@ if TYPE_CHECKING:
 def run(
     budget: Annotated[str, typer.Option("--budget", help="FLOPs budget: 2GFLOPs, 2G, 1.5e9, 750MFLOPs, 750M.")],
     space: Annotated[str, typer.Option("--space", help="A shipped space name or a space YAML file.")] = DEFAULT_SPACE,
-    trials: Annotated[int, typer.Option("--trials", min=1, help="Architectures to evaluate (over resumes).")] = 6,
+    trials: Annotated[
+        int, typer.Option("--trials", min=1, help="Architectures to evaluate (over resumes; TPE: 10 random first).")
+    ] = DEFAULT_TRIALS,
     evaluator: Annotated[str, typer.Option("--evaluator", help="Accuracy estimate, by name.")] = DEFAULT_EVALUATOR,
     data: Annotated[str | None, typer.Option("--data", help="mnist5k, an image folder, cifar10:PATH.")] = None,
     settings: Annotated[
