@@ -17,7 +17,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -187,9 +187,17 @@ class LatencySettings:
     batch: int = 1
     warmup: int = 3
     repeats: int = 10
+    method: str = "measured"  # "measured": each model timed whole; "table": summed per-part timings
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.method == "measured":  # as recorded before the table existed, so older studies match
+            out.pop("method")
+        return out
+
+    def timing_only(self) -> LatencySettings:
+        """These settings as a per-part table uses them (the method is the table's own business)."""
+        return replace(self, method="measured")
 
 
 def arch_latency_ms(arch: Any, img_size: int, in_chans: int, num_classes: int, settings: LatencySettings) -> float:
@@ -205,3 +213,6 @@ def arch_latency_ms(arch: Any, img_size: int, in_chans: int, num_classes: int, s
         warmup=settings.warmup,
         repeats=settings.repeats,
     ).median_ms
+
+
+LATENCY_METHODS = ("measured", "table")

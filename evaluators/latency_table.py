@@ -204,7 +204,7 @@ class LatencyTable:
         num_classes: int = 1000,
         path: str | Path | None = None,
     ):
-        self.settings = settings or LatencySettings()
+        self.settings = (settings or LatencySettings()).timing_only()
         self.img_size, self.in_chans, self.num_classes = img_size, in_chans, num_classes
         self.path = Path(path) if path is not None else None
         self.entries: dict[str, float] = {}
@@ -280,3 +280,14 @@ def _tokens(batch: int, grid: TokenGrid, width: int) -> torch.Tensor:
 
 def _key(*parts: Any) -> str:
     return json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+
+
+def default_table_path(settings: LatencySettings, img_size: int, in_chans: int, num_classes: int) -> Path:
+    """Where this machine keeps its table for these settings: ``$XDG_CACHE_HOME/vitsearch`` (or ``~/.cache``)."""
+    import hashlib
+    import os
+
+    identity = LatencyTable(settings, img_size, in_chans, num_classes).identity()
+    digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "vitsearch" / f"latency-table-{digest}.json"

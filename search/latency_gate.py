@@ -1,10 +1,15 @@
-"""The latency cap and objective of a search: measured once per architecture, on this machine."""
+"""The latency cap and objective of a search: measured once per architecture, on this machine,
+or summed from a per-part table (``--latency-method table``, ``evaluators.latency_table``)."""
 
 from __future__ import annotations
+
+import random
 
 import optuna
 
 from vitsearch.evaluators import latency as timing
+from vitsearch.evaluators.complexity import analytic_flops
+from vitsearch.evaluators.latency_table import LatencyTable, default_table_path
 from vitsearch.space import ArchConfig
 
 from .plan import SearchConfig
@@ -19,9 +24,12 @@ class LatencyGate:
     architecture costs no second measurement.
     """
 
+    CALIBRATION_ARCHS = 5  # timed whole once per table, to set its level (LatencyTable.calibrate)
+
     def __init__(self, config: SearchConfig, study: optuna.Study):
         self.config = config
         self.settings = config.latency.to_dict()
+        self.table = self._table() if config.latency.method == "table" else None
         self.cache: dict[str, float] = {}
         for t in study.get_trials(deepcopy=False):
             record = t.user_attrs.get("record", {})
@@ -32,8 +40,27 @@ class LatencyGate:
         digest = arch.digest()
         if digest not in self.cache:
             c = self.config
-            self.cache[digest] = timing.arch_latency_ms(arch, c.img_size, c.in_chans, c.num_classes, c.latency)
+            if self.table is not None:
+                self.cache[digest] = self.table.predict_ms(arch)
+            else:
+                self.cache[digest] = timing.arch_latency_ms(arch, c.img_size, c.in_chans, c.num_classes, c.latency)
         return self.cache[digest]
+
+    def _table(self) -> LatencyTable:
+        """This machine's table for these settings; a fresh one is calibrated on a few seeded draws in budget."""
+        c = self.config
+        path = default_table_path(c.latency, c.img_size, c.in_chans, c.num_classes)
+        table = LatencyTable(c.latency, c.img_size, c.in_chans, c.num_classes, path=path)
+        if not table.entries:
+            rng, archs = random.Random(0), []
+            for _ in range(200 * self.CALIBRATION_ARCHS):
+                arch = c.space.sample_random(rng)
+                if analytic_flops(arch, c.img_size, num_classes=c.num_classes) <= c.budget:
+                    archs.append(arch)
+                if len(archs) == self.CALIBRATION_ARCHS:
+                    break
+            table.calibrate(archs or [c.space.smallest(c.img_size, c.num_classes)])
+        return table
 
     def apply(self, arch: ArchConfig, over: list[float]) -> float | None:
         """Measure when ``over`` (FLOPs, params) is feasible; append the latency constraint to it."""

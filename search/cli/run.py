@@ -72,6 +72,9 @@ def run(
     ] = False,
     latency_backend: Annotated[str, typer.Option("--latency-backend", help="torch or onnxruntime.")] = "torch",
     latency_threads: Annotated[int, typer.Option("--latency-threads", min=1, help="Threads when timing.")] = 1,
+    latency_method: Annotated[
+        str, typer.Option("--latency-method", help="measured (each model timed whole) or table (summed parts).")
+    ] = "measured",
     supernet: Annotated[
         Path | None, typer.Option("--supernet", help="Checkpoint of `vitsearch supernet train` (--evaluator supernet).")
     ] = None,
@@ -127,7 +130,7 @@ def run(
         params_objective=params_objective,
         workers=workers,
         baselines=baselines,
-        **_latency_options(max_latency, latency_objective, latency_backend, latency_threads),
+        **_latency_options(max_latency, latency_objective, latency_backend, latency_threads, latency_method),
     )
     plan = RunPlan.check(config)  # budget, sampler, pruner, storage: checked here, once, before any write
     if storage is None:  # the SQLite file goes here; with --storage, the outputs create the folder
@@ -135,17 +138,21 @@ def run(
     run_with_progress(plan, out)
 
 
-def _latency_options(max_latency: str | None, objective: bool, backend: str, threads: int) -> dict[str, Any]:
-    from vitsearch.evaluators.latency import LatencySettings, list_backends
+def _latency_options(
+    max_latency: str | None, objective: bool, backend: str, threads: int, method: str
+) -> dict[str, Any]:
+    from vitsearch.evaluators.latency import LATENCY_METHODS, LatencySettings, list_backends
     from vitsearch.search.budget import parse_latency_ms
     from vitsearch.space import ConfigError
 
     if backend not in list_backends():
         raise ConfigError("--latency-backend", f"unknown {backend!r} (choose from {', '.join(list_backends())})")
+    if method not in LATENCY_METHODS:
+        raise ConfigError("--latency-method", f"unknown {method!r} (choose from {', '.join(LATENCY_METHODS)})")
     return {
         "max_latency_ms": parse_latency_ms(max_latency) if max_latency is not None else None,
         "latency_objective": objective,
-        "latency": LatencySettings(backend=backend, threads=threads),
+        "latency": LatencySettings(backend=backend, threads=threads, method=method),
     }
 
 

@@ -41,6 +41,7 @@ def test_parse_latency():
 
 
 def _config(**latency) -> SearchConfig:
+    latency.setdefault("latency", LatencySettings(repeats=3, warmup=1))
     return SearchConfig(
         space=SearchSpace.from_dict(TINY_SPACE),
         evaluator=WidthEvaluator(),
@@ -48,7 +49,6 @@ def _config(**latency) -> SearchConfig:
         trials=3,
         img_size=32,
         num_classes=10,
-        latency=LatencySettings(repeats=3, warmup=1),
         **latency,
     )
 
@@ -88,3 +88,20 @@ def test_search_with_a_latency_objective_records_latency_and_puts_it_on_the_fron
     over = [-1.0]
     gate.apply(SearchSpace.from_dict(TINY_SPACE).smallest(32, 10), over)
     assert over[-1] > 0
+
+
+def test_search_with_the_latency_table_sums_parts_and_keeps_the_table(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    table_settings = LatencySettings(repeats=3, warmup=1, method="table")
+    result = run_search(_config(max_latency_ms=1e4, latency_objective=True, latency=table_settings))
+    done = trials_frame(result.study)
+    done = done[done["state"] == "COMPLETE"]
+    assert len(done) >= 3 and (done["latency_ms"] > 0).all()
+    tables = list((tmp_path / "vitsearch").glob("latency-table-*.json"))
+    assert len(tables) == 1
+    table_settings = LatencySettings(repeats=3, warmup=1, method="table")
+    gate = LatencyGate(_config(max_latency_ms=1.0, latency=table_settings), optuna.create_study())
+    assert gate.table is not None and gate.table.entries and gate.table.measured == 0  # the machine's table, reused
+    arch = SearchSpace.from_dict(TINY_SPACE).smallest(32, 10)
+    assert gate.measure(arch) == pytest.approx(gate.table.predict_ms(arch))
+    assert LatencySettings().to_dict() == {"backend": "torch", "threads": 1, "batch": 1, "warmup": 3, "repeats": 10}

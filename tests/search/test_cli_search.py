@@ -63,6 +63,7 @@ def test_run_writes_every_output_within_budget_and_resumes(space_file, tmp_path)
         (["--budget", "40M", "--sampler", "grid"], "--sampler: unknown 'grid'"),
         (["--budget", "40M", "--evaluator", "oracle"], "unknown evaluator 'oracle'"),
         (["--budget", "40M", "--max-params", "many"], "--max-params: cannot read"),
+        (["--budget", "40M", "--latency-method", "guess"], "--latency-method: unknown 'guess' (choose from measured"),
     ],
 )
 def test_run_bad_input_is_one_line(space_file, tmp_path, args, message):
