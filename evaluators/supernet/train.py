@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import random
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,6 +51,7 @@ from vitsearch.space.search_space import SearchSpace
 
 from .checkpoint import META, WEIGHTS, load_optimizer, read_meta, read_tensors, save_checkpoint
 from .dims import SupernetProfile
+from .distributed import Distributed, StopFlag, any_stop, barrier, init_distributed
 from .model import Supernet
 from .score import path_accuracy
 
@@ -117,54 +116,6 @@ class _Sandwich(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return [self.supernet(x, path, adapted=True) for path in self.paths]
-
-
-@dataclass
-class _Distributed:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    owned: bool = False  # this call created the process group (and destroys it)
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_distributed() -> _Distributed:
-    """Join the process group that ``torchrun`` describes in the environment; single process otherwise."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return _Distributed()
-    import torch.distributed as dist
-
-    owned = not dist.is_initialized()
-    if owned:
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return _Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owned)
-
-
-class _StopFlag:
-    """Ctrl-C asks the loop to stop after the step in flight (a second Ctrl-C interrupts at once)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-
-    def __enter__(self) -> _StopFlag:
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread: no handler, Ctrl-C interrupts as usual
-            self._previous = None
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
 
 
 def _compatible(meta: dict[str, Any], supernet: Supernet, config: SupernetTrainConfig) -> list[str]:
@@ -237,7 +188,7 @@ def train_supernet(
         The checkpoint's JSON record.
     """
     out = Path(out)
-    dist = _init_distributed()
+    dist = init_distributed()
     if device in (None, "auto") and dist.world > 1 and torch.cuda.is_available():
         device = f"cuda:{dist.local_rank}"
     device = str(resolve_device(device))
@@ -320,9 +271,9 @@ def train_supernet(
         )
         if dist.main:
             save_checkpoint(out, supernet, meta, optimizer)
-        _barrier(dist)
+        barrier(dist)
 
-    stop = _StopFlag()
+    stop = StopFlag()
     if progress is not None and dist.main:
         progress.start(total, start_step)
     try:
@@ -379,7 +330,7 @@ def train_supernet(
                 elif config.save_every and step % config.save_every == 0:
                     checkpoint(step)
                     saved = True
-                if _any_stop(stop.requested, dist, device):
+                if any_stop(stop.requested, dist, device):
                     if not saved:
                         checkpoint(step)
                     if dist.main:
@@ -416,28 +367,10 @@ def _epoch_record(
     calib: torch.Tensor,
     step: int,
     steps_per_epoch: int,
-    dist: _Distributed,
+    dist: Distributed,
 ) -> dict[str, Any]:
     """Validation accuracy of the largest and smallest paths (rank 0 only; NaN on the others)."""
     record: dict[str, Any] = {"epoch": step / steps_per_epoch, "step": step}
     for name, path in (("largest", largest), ("smallest", smallest)):
         record[f"val_acc_{name}"] = path_accuracy(supernet, path, vx, vy, calib) if dist.main else math.nan
     return record
-
-
-def _barrier(dist: _Distributed) -> None:
-    if dist.world > 1:
-        import torch.distributed as tdist
-
-        tdist.barrier()
-
-
-def _any_stop(requested: bool, dist: _Distributed, device: str) -> bool:
-    """Whether any process was asked to stop (all must stop at the same step)."""
-    if dist.world == 1:
-        return requested
-    import torch.distributed as tdist
-
-    flag = torch.tensor([1.0 if requested else 0.0], device=device)
-    tdist.all_reduce(flag, op=tdist.ReduceOp.MAX)
-    return bool(flag.item())
