@@ -88,7 +88,7 @@ def _get_pareto_plot(info: ParetoInfo) -> go.Figure:
                 mode="markers+text",
                 name="hand-designed baselines",
                 text=list(info.baselines["baseline"]),
-                textposition="top center",
+                textposition=_label_positions(info.baselines),
                 marker={"color": "royalblue", "size": 12, "symbol": "diamond"},
                 hovertext=_hover(info.baselines, "baseline", ""),
                 hoverinfo="text",
@@ -189,3 +189,11 @@ def write_plots(results: RunResults, out: Path) -> list[Path]:
         atomic_write_text(path, fig.to_html(include_plotlyjs=True, full_html=True))
         written.append(path)
     return written
+
+
+def _label_positions(points: pd.DataFrame) -> list[str]:
+    """Labels above, below, above-right and below-left in turn along the FLOPs axis, so the labels of
+    neighbouring baselines (presets and their budget-scaled versions sit close) do not print over each other."""
+    turns = ("top center", "bottom center", "top right", "bottom left")
+    order = points["gflops"].rank(method="first").astype(int) - 1
+    return [turns[rank % len(turns)] for rank in order]
