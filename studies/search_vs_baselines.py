@@ -1,0 +1,189 @@
+"""Does the search beat hand design once trained? Searched, random-searched and hand-designed, at the reference.
+
+At each budget, and for each space (``full``, ``stage``: the granularity question), two searches
+of ``--trials`` architectures run with the defaults (``vitsearch run``'s evaluator, pruner and
+sampler) and with random sampling; each one's best architecture within budget (by its proxy
+score) is trained with the reference recipe (``evaluators.reference``) at ``--seeds`` seeds,
+beside the budget-scaled hand-designed baselines (``search.baselines``: DeiT-, PoolFormer- and
+SCHEMEformer-style, scaled in width and depth to the budget). The table gives reference
+accuracy mean +- sd over the seeds and the FLOPs of every row.
+
+Resumable, as ``studies/fidelity/run_reference.py``: each search keeps its Optuna study in
+``runs/search_vs_baselines/`` (a rerun continues it), each pick is a row of ``picks.csv``,
+each reference training a row of ``results.csv``, written as it finishes; ``--shard K/N``
+splits the trainings over processes.
+
+    OMP_NUM_THREADS=1 nice .venv/bin/python studies/search_vs_baselines.py --shard 0/2 &
+    OMP_NUM_THREADS=1 nice .venv/bin/python studies/search_vs_baselines.py --shard 1/2 &
+    .venv/bin/python studies/search_vs_baselines.py --table     # the table from the caches
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "fidelity"))
+import run_reference as cache  # noqa: E402  (the fidelity study's resumable CSV cache)
+
+OUT = HERE / "search_vs_baselines"
+SAMPLERS = {"search": "auto", "random": "random"}
+
+
+def picks(args: argparse.Namespace) -> list[dict[str, str]]:
+    """Run (or resume) every search and return one row per searched pick; cached in picks.csv."""
+    from vitsearch.evaluators.complexity import analytic_flops
+    from vitsearch.search.driver import SearchConfig, run_search
+    from vitsearch.search.plan import make_evaluator
+    from vitsearch.search.results import arch_of
+    from vitsearch.search.spaces import resolve_space
+
+    path = args.out / "picks.csv"
+    rows = {(r["space"], r["budget"], r["method"]): r for r in _read(path)}
+    for space_name in args.spaces:
+        for budget in args.budgets:
+            for method, sampler in SAMPLERS.items():
+                if (space_name, str(budget), method) in rows:
+                    continue
+                name = f"{space_name}-{budget / 1e9:g}G-{method}"
+                (args.out / "runs").mkdir(parents=True, exist_ok=True)
+                config = SearchConfig(
+                    space=resolve_space(space_name),
+                    evaluator=make_evaluator("proxy", args.data, cache.parse_sets(args.proxy_set)),
+                    budget=int(budget),
+                    trials=args.trials,
+                    sampler=sampler,
+                    seed=0,
+                    storage=f"sqlite:///{args.out / 'runs' / name}.db",
+                    study_name=name,
+                )
+                study = run_search(config).study
+                arch, trial = arch_of(study)
+                rows[(space_name, str(budget), method)] = {
+                    "space": space_name,
+                    "budget": str(budget),
+                    "method": method,
+                    "trial": str(trial.number),
+                    "proxy_score": f"{trial.values[0]:.4f}",
+                    "flops": str(analytic_flops(arch)),
+                    "arch": json.dumps(arch.to_dict(), sort_keys=True),
+                }
+                _write(path, list(rows.values()))
+                print(f"{name}: best trial {trial.number}, proxy {trial.values[0]:.3f}", flush=True)
+    return list(rows.values())
+
+
+def contenders(args: argparse.Namespace) -> list[tuple[str, float, str, Any]]:
+    """``(row name, budget, space, arch)`` for every architecture to train: picks, then baselines."""
+    from vitsearch.search.baselines import FAMILIES, budget_baselines
+    from vitsearch.space import ArchConfig
+
+    out = []
+    for row in picks(args):
+        out.append((f"{row['method']} ({row['space']})", float(row["budget"]), row["space"], _arch(row["arch"])))
+    for budget in args.budgets:
+        for name, arch in budget_baselines(int(budget)).items():
+            if "@" in name and name.split("@")[0] in FAMILIES:  # the budget-scaled ones: equal FLOPs footing
+                out.append((name.split("@")[0], budget, "-", ArchConfig.from_dict(arch.to_dict())))
+    return out
+
+
+def train(args: argparse.Namespace) -> None:
+    """The reference recipe on every contender at every seed; one results.csv row each."""
+    from vitsearch.evaluators.base import EvaluationFailed
+    from vitsearch.evaluators.complexity import analytic_flops
+    from vitsearch.evaluators.reference import ReferenceEvaluator
+
+    path = args.out / "results.csv"
+    done = {r["key"] for r in cache.read_rows(path)}
+    shard, shards = args.shard
+    item = 0
+    for seed in args.seeds:  # seed-major: a partial run has every row at one seed first
+        overrides = cache.parse_sets(args.reference_set)
+        evaluator = ReferenceEvaluator(args.data, device=args.device, **{**overrides, "seed": seed})
+        for name, budget, space, arch in contenders(args):
+            item += 1
+            key = f"{evaluator.cache_key(arch)}:{name}"  # per row: both searches may pick one architecture
+            if (item - 1) % shards != shard or key in done:
+                continue
+            outcome = cache.evaluate(evaluator, arch, key, EvaluationFailed)
+            if outcome is None:
+                continue
+            row = {"arch_id": f"{name}|{budget:g}|{space}|{analytic_flops(arch)}", "digest": arch.digest()}
+            record = cache.record(evaluator, row, name, seed, 1, outcome)
+            done = {r["key"] for r in cache.add_row(path, record)}
+            print(f"{name} at {budget / 1e9:g}G ({space}) seed {seed}: {record['score']}", flush=True)
+
+
+def table(args: argparse.Namespace) -> str:
+    """Markdown: reference accuracy mean +- sd over seeds and FLOPs, per budget and row."""
+    groups: dict[tuple[float, str, str], list[float]] = {}
+    for r in cache.read_rows(args.out / "results.csv"):
+        if not r["error"]:
+            name, budget, _, flops = r["arch_id"].split("|")
+            groups.setdefault((float(budget), name, flops), []).append(float(r["score"]))
+    lines = ["| budget | architecture | reference accuracy, mean +- sd | seeds | GFLOPs |", "|---|---|---|---|---|"]
+    for (budget, name, flops), scores in sorted(groups.items()):
+        sd = f"{statistics.stdev(scores):.3f}" if len(scores) > 1 else "—"
+        mean = statistics.mean(scores)
+        lines.append(f"| {budget / 1e9:g}G | {name} | {mean:.3f} +- {sd} | {len(scores)} | {int(flops) / 1e9:.3f} |")
+    return "\n".join(lines)
+
+
+def _arch(text: str):
+    from vitsearch.space import ArchConfig
+
+    return ArchConfig.from_dict(json.loads(text))
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _write(path: Path, rows: list[dict[str, str]]) -> None:
+    from vitsearch.space.files import atomic_write_text
+
+    text = io.StringIO()
+    writer = csv.DictWriter(text, list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, text.getvalue())
+
+
+def parse_budget(text: str) -> float:
+    from vitsearch.search.budget import parse_flops
+
+    return float(parse_flops(text))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budgets", nargs="+", type=parse_budget, default=[5e8, 1e9, 2e9])
+    parser.add_argument("--spaces", nargs="+", default=["full", "stage"])
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--shard", type=cache.parse_shard, default=(0, 1), metavar="K/N")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--data", default="mnist5k")
+    parser.add_argument("--proxy-set", action="append", default=[], metavar="KEY=VALUE", help="proxy settings")
+    parser.add_argument("--reference-set", action="append", default=[], metavar="KEY=VALUE", help="reference settings")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--table", action="store_true", help="print the table from the caches and stop")
+    args = parser.parse_args(argv)
+    if not args.table:
+        train(args)
+    print(table(args))
+
+
+if __name__ == "__main__":
+    main()
