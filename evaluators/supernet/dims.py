@@ -55,15 +55,21 @@ class SupernetProfile:
     in_chans: int
     num_classes: int
     target_img_size: int = 224  # resolution architectures are described at
-    grid: int | None = None  # stem grid side; None = the architecture's grid at target_img_size
+    grid: int | None = None  # stem grid side; None = the architecture's grid at target_img_size x grid_scale
     width_mult: float = 0.25  # stage widths x this, heads and groups kept valid (ProxyProfile's default)
+    # 1 here, so a checkpoint saved before this field loads as it was trained (the target grid);
+    # `supernet train` passes the proxy's 0.5 (SupernetTrainConfig.grid_scale).
+    grid_scale: float = 1.0
 
     def adapt(self, arch: ArchConfig) -> ArchConfig:
         """The architecture as this profile builds it (stem stride, widths)."""
-        return adapt_arch(arch, self.img_size, self.target_img_size, self.grid, self.width_mult)
+        return adapt_arch(arch, self.img_size, self.target_img_size, self.grid, self.width_mult, self.grid_scale)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if self.grid_scale == 1.0:  # as saved before the field existed, so older checkpoints compare equal
+            out.pop("grid_scale")
+        return out
 
 
 @dataclass(frozen=True)
@@ -162,7 +168,7 @@ def space_dims(space: SearchSpace, profile: SupernetProfile) -> SpaceDims:
     for stem_type, patch in itertools.product(space.stem_type, space.patch_size):
         stem = StemConfig(type=stem_type, patch_size=patch, kernel_size=space.kernel_size)
         probe = ArchConfig(stages=(StageConfig(width=8, blocks=(BlockConfig(MixerConfig("pool")),)),), stem=stem)
-        adapted = adapt_stem(probe, profile.img_size, profile.target_img_size, profile.grid).stem
+        adapted = adapt_stem(probe, profile.img_size, profile.target_img_size, profile.grid, profile.grid_scale).stem
         side = stem_grid_size(adapted, profile.img_size)
         if side < 1:
             raise ConfigError("stem", f"{stem_type} stem with patch {patch} leaves no tokens at {profile.img_size}px")

@@ -55,6 +55,7 @@ from .distributed import Distributed, StopFlag, any_stop, barrier, init_distribu
 from .model import Supernet
 from .score import path_accuracy
 
+LEGACY_TRAIN = {"grid_scale": 1.0}  # what a checkpoint saved before a field was added trained with
 MAX_TRIES = 200  # random samples per path before a budget is declared too tight
 TOP_SAMPLES = 1000  # in-budget random paths the sandwich's top is chosen from (see sandwich_ends)
 
@@ -85,6 +86,7 @@ class SupernetTrainConfig(Recipe):
     target_img_size: int = 224
     grid: int | None = None
     width_mult: float = 0.25  # the proxy evaluator's default, so path and proxy accuracy compare
+    grid_scale: float = 0.5  # the proxy evaluator's default: half the target token grid (ProxyProfile)
     max_flops: int | None = None  # random paths within this target-profile budget; None = all
     seed: int = 0
     save_every: int = 0  # steps between extra checkpoints; 0 = epoch ends only
@@ -93,6 +95,7 @@ class SupernetTrainConfig(Recipe):
         return [
             (self.random_paths >= 0, "random_paths", "must be 0 or more"),
             (self.width_mult > 0, "width_mult", "must be positive"),
+            (0 < self.grid_scale <= 1, "grid_scale", "must be in (0, 1]"),
             (positive_or_none(self.train_subset), "train_subset", "must be positive"),
             (positive_or_none(self.val_subset), "val_subset", "must be positive"),
             (self.save_every >= 0, "save_every", "must be 0 or more"),
@@ -125,7 +128,7 @@ def _compatible(meta: dict[str, Any], supernet: Supernet, config: SupernetTrainC
         changed.append("space")
     if meta.get("profile") != supernet.profile.to_dict():
         changed.append("profile")
-    saved = meta.get("train", {})
+    saved = {**LEGACY_TRAIN, **meta.get("train", {})}
     changed += sorted(k for k, v in config.to_dict().items() if saved.get(k) != v)
     return changed
 
@@ -208,6 +211,7 @@ def train_supernet(
         target_img_size=config.target_img_size,
         grid=config.grid,
         width_mult=config.width_mult,
+        grid_scale=config.grid_scale,
     )
     supernet = Supernet(space, profile, seed=config.seed).to(device)
     optimizer = make_optimizer(supernet, config.lr, config.weight_decay)

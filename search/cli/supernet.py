@@ -47,6 +47,9 @@ def train(
     target_img_size: Annotated[
         int, typer.Option("--target-img-size", min=1, help="Resolution architectures are described at.")
     ] = 224,
+    grid_scale: Annotated[
+        float, typer.Option("--grid-scale", help="Stem token grid x this (as the proxy: 0.5 = DeiT at 7x7).")
+    ] = 0.5,
     budget: Annotated[
         str | None, typer.Option("--budget", help="Random paths only within this FLOPs budget (target profile).")
     ] = None,
@@ -86,6 +89,7 @@ def train(
         input_size=input_size,
         target_img_size=target_img_size,
         width_mult=width_mult,
+        grid_scale=grid_scale,
         max_flops=parse_flops(budget) if budget is not None else None,
         seed=seed,
         save_every=save_every,

@@ -204,3 +204,20 @@ def test_profile_defaults_are_the_proxy_evaluators():
         proxy.width_mult,
         proxy.target_img_size,
     )
+
+
+def test_supernet_training_uses_the_proxys_grid_and_old_checkpoints_still_compare():
+    from vitsearch.evaluators.profile import ProxyProfile
+    from vitsearch.evaluators.supernet.train import LEGACY_TRAIN, SupernetTrainConfig
+
+    assert SupernetTrainConfig().grid_scale == ProxyProfile().grid_scale == 0.5
+    old = PROFILE.__class__(28, 1, 10)  # a profile as saved before grid_scale: the target grid
+    assert old.grid_scale == 1.0 and "grid_scale" not in old.to_dict()
+    assert PROFILE.__class__(**old.to_dict()) == old
+    half = PROFILE.__class__(28, 1, 10, grid_scale=0.5)
+    assert half.to_dict()["grid_scale"] == 0.5
+    from vitsearch.space import get_preset
+
+    deit = get_preset("deit_tiny")
+    assert half.adapt(deit).stem.patch_size == 4 and old.adapt(deit).stem.patch_size == 2  # 7x7 vs 14x14 tokens
+    assert LEGACY_TRAIN["grid_scale"] == old.grid_scale
