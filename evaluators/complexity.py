@@ -16,8 +16,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
-from fvcore.nn import FlopCountAnalysis
-from fvcore.nn.jit_handles import get_shape
+
+with warnings.catch_warnings():  # fvcore's import scripts a function; torch deprecates torch.jit.script
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+    from fvcore.nn import FlopCountAnalysis
+    from fvcore.nn.jit_handles import get_shape
 from torch import nn
 
 from vitsearch.space.analytic import analytic_flops, analytic_params  # noqa: F401 (re-exported)
