@@ -11,7 +11,8 @@ accuracy mean +- sd over the seeds and the FLOPs of every row.
 Resumable, as ``studies/fidelity/run_reference.py``: each search keeps its Optuna study in
 ``runs/search_vs_baselines/`` (a rerun continues it), each pick is a row of ``picks.csv``,
 each reference training a row of ``results.csv``, written as it finishes; ``--shard K/N``
-splits the trainings over processes.
+splits the trainings over processes (shards that meet in a search share its Optuna study, as
+``vitsearch run --workers`` does, so the search still takes ``--trials`` architectures).
 
     OMP_NUM_THREADS=1 nice .venv/bin/python studies/search_vs_baselines.py --shard 0/2 &
     OMP_NUM_THREADS=1 nice .venv/bin/python studies/search_vs_baselines.py --shard 1/2 &
@@ -83,7 +84,6 @@ def picks(args: argparse.Namespace) -> list[dict[str, str]]:
 def contenders(args: argparse.Namespace) -> list[tuple[str, float, str, Any]]:
     """``(row name, budget, space, arch)`` for every architecture to train: picks, then baselines."""
     from vitsearch.search.baselines import FAMILIES, budget_baselines
-    from vitsearch.space import ArchConfig
 
     out = []
     for row in picks(args):
@@ -91,7 +91,7 @@ def contenders(args: argparse.Namespace) -> list[tuple[str, float, str, Any]]:
     for budget in args.budgets:
         for name, arch in budget_baselines(int(budget)).items():
             if "@" in name and name.split("@")[0] in FAMILIES:  # the budget-scaled ones: equal FLOPs footing
-                out.append((name.split("@")[0], budget, "-", ArchConfig.from_dict(arch.to_dict())))
+                out.append((name.split("@")[0], budget, "-", arch))
     return out
 
 
