@@ -128,6 +128,9 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(spearmanr(x, y).statistic)
 
 
+TRIVIAL_BASELINES = ("params", "flops")  # rank by size alone: often as good as a ViT proxy (issue 14)
+
+
 @dataclass
 class ProxyValidation:
     """What ``validate_proxy`` measured, and where it wrote it."""
@@ -223,6 +226,7 @@ def validate_proxy(
     import pandas as pd
 
     from vitsearch.space import resolve_arch
+    from vitsearch.space.analytic import analytic_flops, analytic_params
 
     cache = ResultCache(cache_dir)
     out = Path(out_dir) if out_dir is not None else Path(cache_dir)
@@ -242,6 +246,8 @@ def validate_proxy(
             {
                 "name": name,
                 "digest": arch.digest(),
+                "params": analytic_params(arch),  # the trivial baselines every estimate must beat
+                "flops": analytic_flops(arch),
                 "evaluator_score": ev.get("result", {}).get("score", math.nan),
                 "reference_score": ref.get("result", {}).get("score", math.nan),
                 "evaluator_seconds": ev["wall_seconds"],
@@ -266,8 +272,17 @@ def validate_proxy(
         fresh = frame.loc[~frame[cached], col]
         return float(fresh.median()) if len(fresh) else math.nan
 
+    baselines = {}
+    for column in TRIVIAL_BASELINES:
+        b = ok[column].to_numpy(float)
+        baselines[column] = {
+            "kendall_tau": _kendall(b, y) if enough else math.nan,
+            "kendall_ci95": list(bootstrap_ci(b, y, _kendall, n_boot, seed)) if enough else [math.nan, math.nan],
+            "spearman_rho": _spearman(b, y) if enough else math.nan,
+        }
     summary = {
         "n": len(ok),
+        "baselines": baselines,
         "n_archs": len(frame),
         "kendall_tau": tau,
         "kendall_ci95": list(tau_ci),

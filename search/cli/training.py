@@ -192,6 +192,9 @@ def validate_proxy_command(
     table.add_row(
         "Spearman rho", f"{result.spearman_rho:.3f}", f"[{result.spearman_ci[0]:.3f}, {result.spearman_ci[1]:.3f}]"
     )
+    for name, stats in result.summary["baselines"].items():  # what the estimate must beat
+        ci = stats["kendall_ci95"]
+        table.add_row(f"Kendall tau of {name} alone", f"{stats['kendall_tau']:.3f}", f"[{ci[0]:.3f}, {ci[1]:.3f}]")
     table.add_row(
         "seconds / arch", f"{result.evaluator_seconds:.2f} vs {result.reference_seconds:.2f}", "median, fresh"
     )

@@ -38,6 +38,12 @@ def test_three_arch_toy_run_and_cache(tmp_path, monkeypatch):
     assert list(csv["digest"]) == [a.digest() for a in archs()]
     summary = json.loads(first.json_path.read_text())
     assert summary["reference"]["settings"]["epochs"] == 2 and summary["evaluator"]["name"] == "grad_norm"
+    assert set(summary["baselines"]) == {"params", "flops"}  # the trivial baselines ride along
+    from vitsearch.space.analytic import analytic_params
+
+    assert list(csv["params"]) == [analytic_params(a) for a in archs()]
+    sizes = csv["params"].to_numpy(float)
+    assert summary["baselines"]["params"]["kendall_tau"] == pytest.approx(_kendall(sizes, csv["reference_score"]))
     html = first.html_path.read_text()
     assert '<script src="http' not in html and len(html) > 1_000_000  # plotly.js embedded, not linked
 
