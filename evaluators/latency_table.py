@@ -9,10 +9,10 @@ everything that shapes their cost:
 - **embed**: the stem, flattening, cls token and learned positions (stem config, channels,
   width, image side, head, position);
 - **downsample**: a stage's entry (its kind, widths in and out, the grid it receives);
-- **mixer**: the token half of a block in its deployed form, ``x + ls1(mixer(norm1(x)))``
+- **mixer**: the token half of a block in its deployed form, ``Block.mix_tokens``
   (width, grid, norm, layer scale, the mixer config, whether it keeps or shares an attention
   map, RoPE);
-- **mlp**: the channel half, ``x + ls2(mlp(norm2(x)))`` (width, grid, norm, layer scale, MLP
+- **mlp**: the channel half, ``Block.mix_channels`` (width, grid, norm, layer scale, MLP
   ratio, groups, CCA). Halves rather than whole blocks: a half recurs far more often across a
   space's architectures than its pairing with the other half does, so the table fills sooner.
 - **head**: final norm, pooling or cls selection, classifier (width, grid, head, classes).
@@ -35,13 +35,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vitsearch.space import ArchConfig, MixerConfig, TokenGrid, get_downsample, resolve_arch, validate
 from vitsearch.space.files import atomic_write_text
 from vitsearch.space.layers import Block, ForwardContext
-from vitsearch.space.model import attention_sources
+from vitsearch.space.model import attention_sources, head_features, stem_tokens
 from vitsearch.space.rope import AxialRoPE
 from vitsearch.space.stems import build_stem, stem_grid_size
 
@@ -60,10 +59,7 @@ class _Embed(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, tokens, width)) if arch.position == "learned" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x).flatten(2).transpose(1, 2)
-        if self.cls_token is not None:
-            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        return x + self.pos_embed if self.pos_embed is not None else x
+        return stem_tokens(self.stem(x), self.cls_token, self.pos_embed)
 
 
 class _Head(nn.Module):
@@ -71,16 +67,12 @@ class _Head(nn.Module):
 
     def __init__(self, width: int, grid: TokenGrid, head: str, num_classes: int):
         super().__init__()
-        self.grid, self.cls = grid, head == "cls"
+        self.grid, self.kind = grid, head
         self.norm = nn.LayerNorm(width, eps=1e-6)
         self.head = nn.Linear(width, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.cls:
-            return self.head(self.norm(x)[:, 0])
-        b, _, c = x.shape
-        spatial = x[:, self.grid.prefix :].transpose(1, 2).reshape(b, c, self.grid.height, self.grid.width)
-        return self.head(self.norm(F.adaptive_avg_pool2d(spatial, 1).flatten(1)))
+        return self.head(head_features(x, self.grid, self.kind, self.norm))
 
 
 class _Downsample(nn.Module):
@@ -93,31 +85,28 @@ class _Downsample(nn.Module):
 
 
 class _TokenHalf(nn.Module):
-    """``x + ls1(mixer(norm1(x)))`` of a deployed block, with the context the model gives it
-    (grid, RoPE, a kept map of the right shape for a block that shares one)."""
+    """``Block.mix_tokens`` of a deployed block, with the context the model gives it (grid, RoPE,
+    a kept map of the right shape for a block that shares one)."""
 
     def __init__(self, block: Block, grid: TokenGrid, rope: bool, shared_map: tuple[int, ...] | None):
         super().__init__()
-        block = block.reparameterize()
-        self.norm1, self.mixer, self.ls1, self.grid = block.norm1, block.mixer, block.ls1, grid
+        self.block, self.grid = block.reparameterize(), grid
         self.rope = AxialRoPE() if rope else None
         self.shared = torch.softmax(torch.randn(shared_map), -1) if shared_map else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ctx = ForwardContext(grid=self.grid, attn=self.shared, rope=self.rope)
-        return x + self.ls1(self.mixer(self.norm1(x), ctx))
+        return self.block.mix_tokens(x, ForwardContext(grid=self.grid, attn=self.shared, rope=self.rope))
 
 
 class _ChannelHalf(nn.Module):
-    """``x + ls2(mlp(norm2(x)))`` of a deployed block."""
+    """``Block.mix_channels`` of a deployed block."""
 
     def __init__(self, block: Block):
         super().__init__()
-        block = block.reparameterize()
-        self.norm2, self.mlp, self.ls2 = block.norm2, block.mlp, block.ls2
+        self.block = block.reparameterize()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.ls2(self.mlp(self.norm2(x)))
+        return self.block.mix_channels(x)
 
 
 def arch_parts(arch: Any, img_size: int, in_chans: int, num_classes: int) -> Iterator[tuple[str, Any]]:

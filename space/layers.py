@@ -329,9 +329,14 @@ class Block(nn.Module):
         self.ls2 = LayerScale(dim, layer_scale_init) if layer_scale_init else nn.Identity()
 
     def forward(self, x: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
-        x = x + self.ls1(self.mixer(self.norm1(x), ctx))
-        x = x + self.ls2(self.mlp(self.norm2(x)))
-        return x
+        return self.mix_channels(self.mix_tokens(x, ctx))
+
+    # The two residual halves on their own: the latency table times each (evaluators/latency_table.py).
+    def mix_tokens(self, x: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
+        return x + self.ls1(self.mixer(self.norm1(x), ctx))
+
+    def mix_channels(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.ls2(self.mlp(self.norm2(x)))
 
     def reparameterize(self) -> Block:
         """Deployment form: a mixer with ``fold_into_norm`` (RIFormer) merges into ``norm1``.

@@ -105,24 +105,14 @@ class VitModel(nn.Module):
                     nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)  # (B, C, H, W)
-        x = x.flatten(2).transpose(1, 2)  # (B, H*W, C)
-        if self.cls_token is not None:
-            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        if self.pos_embed is not None:
-            x = x + self.pos_embed
+        x = stem_tokens(self.stem(x), self.cls_token, self.pos_embed)
         ctx = ForwardContext(grid=self.stages[0].grid_in, rope=self.rope)
         for stage in self.stages:
             x = stage(x, ctx)
         return x
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        if self.arch.head == "cls":
-            x = self.norm(x)[:, 0]
-        else:
-            b, _, c = x.shape
-            spatial = x[:, self.grid.prefix :].transpose(1, 2).reshape(b, c, self.grid.height, self.grid.width)
-            x = self.norm(F.adaptive_avg_pool2d(spatial, 1).flatten(1))
+        x = head_features(x, self.grid, self.arch.head, self.norm)
         return x if pre_logits else self.head(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -152,6 +142,24 @@ class VitModel(nn.Module):
             for name, module in self.named_modules()
             if isinstance(module, CcaMlp)
         }
+
+
+def stem_tokens(x: torch.Tensor, cls_token: torch.Tensor | None, pos_embed: torch.Tensor | None) -> torch.Tensor:
+    """The stem's ``(B, C, H, W)`` map as ``(B, N, C)`` tokens, the cls token first, positions added."""
+    x = x.flatten(2).transpose(1, 2)
+    if cls_token is not None:
+        x = torch.cat([cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+    return x + pos_embed if pos_embed is not None else x
+
+
+def head_features(x: torch.Tensor, grid: TokenGrid, head: str, norm: nn.Module) -> torch.Tensor:
+    """``cls``: the final norm on every token (timm ViT), then the cls token; ``mean``: the grid
+    average-pooled, then the norm (timm MetaFormer)."""
+    if head == "cls":
+        return norm(x)[:, 0]
+    b, _, c = x.shape
+    spatial = x[:, grid.prefix :].transpose(1, 2).reshape(b, c, grid.height, grid.width)
+    return norm(F.adaptive_avg_pool2d(spatial, 1).flatten(1))
 
 
 def reparameterize_children(module: nn.Module) -> None:
