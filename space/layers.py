@@ -155,6 +155,13 @@ class Mixer(nn.Module):
         return dict(cfg.options).get(key, cls.OPTIONS[key])
 
     @classmethod
+    def require_at_least(cls, cfg: MixerConfig, key: str, path: str, low: int = 1) -> None:
+        """Count-like options (windows, landmarks, expansions...) have a floor."""
+        value = cls.option(cfg, key)
+        if value < low:
+            raise ConfigError(f"{path}.{key}", f"must be at least {low}, got {value}")
+
+    @classmethod
     def require_positive_odd(cls, cfg: MixerConfig, key: str, path: str) -> None:
         """Kernel-like options must be odd so the window is centred on its token."""
         value = cls.option(cfg, key)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ConfigError, MixerConfig
+from ..config import MixerConfig
 from ..layers import ForwardContext, SupernetSizes, TokenGrid
 from ..registry import register_mixer
 from .qkv import QkvMixer
@@ -63,9 +63,7 @@ class Linformer(QkvMixer):
     @classmethod
     def validate(cls, cfg: MixerConfig, dim: int, path: str) -> None:
         super().validate(cfg, dim, path)
-        k = cfg.option("k", cls.OPTIONS["k"])
-        if k < 1:
-            raise ConfigError(f"{path}.k", f"must be at least 1, got {k}")
+        cls.require_at_least(cfg, "k", path)
 
     @classmethod
     def flops(cls, dim: int, cfg: MixerConfig, grid: TokenGrid) -> int:

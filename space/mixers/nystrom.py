@@ -110,9 +110,7 @@ class Nystrom(QkvMixer):
     def validate(cls, cfg: MixerConfig, dim: int, path: str) -> None:
         super().validate(cfg, dim, path)
         for key in ("landmarks", "pinv_iters"):
-            value = cfg.option(key, cls.OPTIONS[key])
-            if value < 1:
-                raise ConfigError(f"{path}.{key}", f"must be at least 1, got {value}")
+            cls.require_at_least(cfg, key, path)
         kernel = cfg.option("conv_kernel", cls.OPTIONS["conv_kernel"])
         if kernel < 0 or (kernel and kernel % 2 == 0):
             raise ConfigError(f"{path}.conv_kernel", f"must be 0 (no conv) or a positive odd number, got {kernel}")

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ConfigError, MixerConfig
+from ..config import MixerConfig
 from ..layers import ForwardContext, TokenGrid
 from ..registry import register_mixer
 from .qkv import QkvMixer
@@ -58,9 +58,7 @@ class RefinedAttention(QkvMixer):
     @classmethod
     def validate(cls, cfg: MixerConfig, dim: int, path: str) -> None:
         super().validate(cfg, dim, path)
-        expand = cls.option(cfg, "expand")
-        if expand < 1:
-            raise ConfigError(f"{path}.expand", f"must be at least 1, got {expand}")
+        cls.require_at_least(cfg, "expand", path)
         cls.require_positive_odd(cfg, "kernel_size", path)
 
     @classmethod

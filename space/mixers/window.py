@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ConfigError, MixerConfig
+from ..config import MixerConfig
 from ..layers import ForwardContext, TokenGrid
 from ..registry import register_mixer
 from .qkv import QkvMixer
@@ -79,9 +79,7 @@ class WindowAttention(QkvMixer):
     @classmethod
     def validate(cls, cfg: MixerConfig, dim: int, path: str) -> None:
         super().validate(cfg, dim, path)
-        window = cls.option(cfg, "window")
-        if window < 1:
-            raise ConfigError(f"{path}.window", f"must be at least 1, got {window}")
+        cls.require_at_least(cfg, "window", path)
 
     @classmethod
     def flops(cls, dim: int, cfg: MixerConfig, grid: TokenGrid) -> int:
