@@ -23,13 +23,21 @@ from pathlib import Path
 
 import optuna
 
-from vitsearch.evaluators.complexity import analytic_flops
-from vitsearch.space import ArchConfig, ConfigError
-from vitsearch.space.search_space import SearchSpace
+from vitsearch.space import ConfigError
 
 from . import workers as shared_study
 from .latency_gate import LatencyGate
-from .plan import AUTO_NSGA2_FROM_TRIALS, OpenStudy, RunPlan, SearchConfig, check_budget, make_sampler, sampler_for
+from .plan import (
+    AUTO_NSGA2_FROM_TRIALS,
+    MAX_REJECTED_PER_EVALUATION,
+    OpenStudy,
+    RunPlan,
+    SearchConfig,
+    check_budget,
+    make_sampler,
+    sample_under_budget,
+    sampler_for,
+)
 from .trial import POLL_SECONDS, PhaseClock, TrialContext, TrialOutcome, one_trial, phase, slots
 
 # Re-exported: notebooks, benchmarks (studies/bench_*.py) and tests import these from the driver.
@@ -50,7 +58,6 @@ __all__ = [
     "sampler_for",
 ]
 
-MAX_REJECTED_PER_EVALUATION = 200  # give up when the sampler cannot find in-budget candidates
 MAX_ERRORS_IN_A_ROW = 10  # unexpected evaluator errors (not EvaluationFailed) before the search stops
 
 
@@ -142,22 +149,3 @@ def load_study(out_or_storage: str | Path, study_name: str | None = None) -> opt
     if study_name not in names:
         raise ConfigError("--study", f"no study {study_name!r} in {target} (found: {', '.join(names) or 'none'})")
     return optuna.load_study(study_name=study_name, storage=storage)
-
-
-def sample_under_budget(
-    space: SearchSpace, budget: int, n: int, seed: int = 0, img_size: int = 224, num_classes: int = 1000
-) -> list[ArchConfig]:
-    """``n`` distinct architectures drawn uniformly from the space among those within budget."""
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    found: dict[str, ArchConfig] = {}
-    for _ in range(n * MAX_REJECTED_PER_EVALUATION):
-        trial = study.ask()
-        arch = space.sample(trial)
-        study.tell(trial, 0.0)
-        if analytic_flops(arch, img_size, num_classes=num_classes) <= budget:
-            found.setdefault(arch.digest(), arch)
-            if len(found) == n:
-                break
-    if len(found) < n:
-        raise ConfigError("--n", f"found only {len(found)} distinct architectures of {space.name!r} within budget")
-    return list(found.values())

@@ -3,16 +3,13 @@ or summed from a per-part table (``--latency-method table``, ``evaluators.latenc
 
 from __future__ import annotations
 
-import random
-
 import optuna
 
 from vitsearch.evaluators import latency as timing
-from vitsearch.evaluators.complexity import analytic_flops
 from vitsearch.evaluators.latency_table import LatencyTable, default_table_path
-from vitsearch.space import ArchConfig
+from vitsearch.space import ArchConfig, ConfigError
 
-from .plan import SearchConfig
+from .plan import SearchConfig, sample_under_budget
 
 
 class LatencyGate:
@@ -52,14 +49,11 @@ class LatencyGate:
         path = default_table_path(c.latency, c.img_size, c.in_chans, c.num_classes)
         table = LatencyTable(c.latency, c.img_size, c.in_chans, c.num_classes, path=path)
         if not table.entries:
-            rng, archs = random.Random(0), []
-            for _ in range(200 * self.CALIBRATION_ARCHS):
-                arch = c.space.sample_random(rng)
-                if analytic_flops(arch, c.img_size, num_classes=c.num_classes) <= c.budget:
-                    archs.append(arch)
-                if len(archs) == self.CALIBRATION_ARCHS:
-                    break
-            table.calibrate(archs or [c.space.smallest(c.img_size, c.num_classes)])
+            try:
+                archs = sample_under_budget(c.space, c.budget, self.CALIBRATION_ARCHS, 0, c.img_size, c.num_classes)
+            except ConfigError:  # a budget few draws meet: the space's smallest, which meets any valid one
+                archs = [c.space.smallest(c.img_size, c.num_classes)]
+            table.calibrate(archs)
         return table
 
     def apply(self, arch: ArchConfig, over: list[float]) -> float | None:

@@ -40,6 +40,7 @@ SAMPLERS.register("random")(lambda seed: optuna.samplers.RandomSampler(seed=seed
 # (10.33 vs 7.71); studies/bench_driver.py: TPE's sampling over ~100 choices costs 186 ms per trial
 # at 100 trials and grows with the study, NSGA-II's 8 ms.
 AUTO_NSGA2_FROM_TRIALS = 200
+MAX_REJECTED_PER_EVALUATION = 200  # give up when the sampler cannot find in-budget candidates
 
 
 def sampler_for(name: str, trials: int) -> str:
@@ -218,3 +219,22 @@ def _check_signature(study: optuna.Study, config: SearchConfig) -> None:
             f"study {config.study_name!r} was run with different {', '.join(changed)}; "
             "use another --study name or --out directory",
         )
+
+
+def sample_under_budget(
+    space: SearchSpace, budget: int, n: int, seed: int = 0, img_size: int = 224, num_classes: int = 1000
+) -> list[ArchConfig]:
+    """``n`` distinct architectures drawn uniformly from the space among those within budget."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    found: dict[str, ArchConfig] = {}
+    for _ in range(n * MAX_REJECTED_PER_EVALUATION):
+        trial = study.ask()
+        arch = space.sample(trial)
+        study.tell(trial, 0.0)
+        if analytic_flops(arch, img_size, num_classes=num_classes) <= budget:
+            found.setdefault(arch.digest(), arch)
+            if len(found) == n:
+                break
+    if len(found) < n:
+        raise ConfigError("--n", f"found only {len(found)} distinct architectures of {space.name!r} within budget")
+    return list(found.values())
