@@ -105,10 +105,11 @@ def train(args: argparse.Namespace) -> None:
     done = {r["key"] for r in cache.read_rows(path)}
     shard, shards = args.shard
     item = 0
+    rows = contenders(args)  # once: the searches and the budget scaling do not depend on the seed
     for seed in args.seeds:  # seed-major: a partial run has every row at one seed first
         overrides = cache.parse_sets(args.reference_set)
         evaluator = ReferenceEvaluator(args.data, device=args.device, **{**overrides, "seed": seed})
-        for name, budget, space, arch in contenders(args):
+        for name, budget, space, arch in rows:
             item += 1
             key = f"{evaluator.cache_key(arch)}:{name}"  # per row: both searches may pick one architecture
             if (item - 1) % shards != shard or key in done:
