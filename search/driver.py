@@ -104,8 +104,10 @@ def run_search(
         ctx = TrialContext(config, study, shadow, lock, heartbeat, reaper, gate, clock)
         while True:
             with phase(ctx, "loop"):
-                reaper.reap(study, shadow)
-                done, in_flight = slots(study.get_trials(deepcopy=False))
+                trials = study.get_trials(deepcopy=False)
+                if reaper.reap(study, shadow, trials):
+                    trials = study.get_trials(deepcopy=False)
+                done, in_flight = slots(trials)
             if done >= config.trials:
                 break
             if config.timeout is not None and time.monotonic() - started > config.timeout:

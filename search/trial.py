@@ -57,7 +57,8 @@ class PhaseClock:
     Phases: ``loop`` (stale-trial reaping and slot counting before each trial), ``ask`` (a new
     trial), ``sample`` (the space's suggestions), ``budget`` (analytic FLOPs), ``params``,
     ``record`` (the trial's attrs and constraints), ``decide`` (dedup and the slot claim under the
-    decision lock), ``evaluate`` and ``tell`` (result, shadow trial and tell).
+    decision lock), ``evaluate`` (with the pruning study's trial, if the evaluator reports) and
+    ``tell`` (the result, and the tells).
     """
 
     def __init__(self) -> None:
@@ -83,17 +84,32 @@ def phase(ctx: TrialContext, name: str) -> contextlib.AbstractContextManager:
 
 
 class _PruningTrial:
-    """What a training evaluator sees as ``trial``: reports go to a shadow single-objective study."""
+    """What a training evaluator sees as ``trial``: reports go to a shadow single-objective study.
 
-    def __init__(self, trial: optuna.Trial, shadow: optuna.Trial):
-        self._trial, self._shadow = trial, shadow
+    The shadow trial is created at the first report or pruning question, so an evaluator that
+    never asks (zero-cost scores, the supernet) costs no shadow trial: ~8 ms of storage writes
+    per trial on SQLite (``studies/bench_driver.py``).
+    """
+
+    def __init__(self, ctx: TrialContext, trial: optuna.Trial, cost: int):
+        self._ctx, self._trial, self._cost = ctx, trial, cost
         self.number = trial.number
+        self.shadow: optuna.Trial | None = None
+
+    def _shadow(self) -> optuna.Trial:
+        if self.shadow is None:
+            ctx = self._ctx  # COST_ATTR: what the default dominance pruner compares
+            self.shadow = shared_study.new_held_trial(ctx.shadow, ctx.heartbeat, {COST_ATTR: self._cost})
+            ctx.storage.set_trial_system_attr(
+                private.trial_id(self._trial), shared_study.SHADOW_KEY, private.trial_id(self.shadow)
+            )
+        return self.shadow
 
     def report(self, value: float, step: int) -> None:
-        self._shadow.report(value, step)
+        self._shadow().report(value, step)
 
     def should_prune(self) -> bool:
-        return self._shadow.should_prune()
+        return self._shadow().should_prune()
 
     def set_user_attr(self, key: str, value: Any) -> None:
         self._trial.set_user_attr(key, value)
@@ -151,7 +167,7 @@ def _abandon(ctx: TrialContext, trial: optuna.Trial, reason: str, requeue: bool)
     """FAIL a trial this process holds (and its shadow); re-queue it when the search will go on."""
     try:
         ctx.storage.set_trial_user_attr(private.trial_id(trial), "result", {"fail_reason": reason})
-        ctx.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        private.tell(ctx.study, trial, state=optuna.trial.TrialState.FAIL)
     except (optuna.exceptions.UpdateFinishedTrialError, ValueError, RuntimeError):
         return  # already finished (told before the interruption, or reaped)
     shared_study.fail_shadow_trial(ctx.shadow, ctx.storage.get_trial_system_attrs(private.trial_id(trial)))
@@ -164,10 +180,10 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> TrialOutcome:
     # Each user attr is a storage round trip (an fsync with SQLite): few per trial, not one per field.
     config, study = ctx.config, ctx.study
     try:
-        with phase(ctx, "sample"):
+        with phase(ctx, "sample"), private.batched_writes(trial):  # ~100 choices, one commit
             arch = config.space.sample(trial)
     except ConfigError:  # SearchSpace.check should make this impossible: a bug, so stop loudly
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        private.tell(study, trial, state=optuna.trial.TrialState.FAIL)
         raise
     with phase(ctx, "budget"):
         flops = analytic_flops(arch, config.img_size, config.in_chans, config.num_classes)
@@ -178,7 +194,7 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> TrialOutcome:
         over.append((params - config.max_params) / config.max_params)
     within_flops = max(over) <= 0
     latency_ms = ctx.gate.apply(arch, over) if ctx.gate is not None else None
-    with phase(ctx, "record"):
+    with phase(ctx, "record"), private.batched_writes(trial):
         trial.set_user_attr("arch", arch.to_dict())
         trial.set_user_attr(
             "record",
@@ -201,7 +217,7 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> TrialOutcome:
     if max(over) > 0:  # never built, never trained
         with phase(ctx, "tell"):
             trial.set_user_attr("result", {"over_budget": True})
-            study.tell(trial, [0.0, *objectives])
+            private.tell(study, trial, [0.0, *objectives])
         outcome.state, outcome.reason = "REJECTED", "over budget" if not within_flops else "over latency"
         return outcome
 
@@ -212,7 +228,7 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> TrialOutcome:
     if decision == "surplus":
         reason = "not evaluated: other workers took the last of --trials"
         trial.set_user_attr("result", {"unused": True, "fail_reason": reason})
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        private.tell(study, trial, state=optuna.trial.TrialState.FAIL)
         outcome.state, outcome.reason = "UNUSED", reason
         return outcome
     return _evaluate(ctx, trial, arch, objectives, outcome)
@@ -265,31 +281,28 @@ def _mirror(
     if original.state == optuna.trial.TrialState.COMPLETE:
         outcome.score = result["score"] = original.values[0]
         trial.set_user_attr("result", result)
-        ctx.study.tell(trial, [outcome.score, *objectives])
+        private.tell(ctx.study, trial, [outcome.score, *objectives])
         return outcome
     reason = original.user_attrs.get("result", {}).get("fail_reason")
     outcome.reason = result["fail_reason"] = f"duplicate of trial {original.number} ({original.state.name.lower()})"
     if reason:
         outcome.reason = result["fail_reason"] = f"{outcome.reason}: {reason}"
     trial.set_user_attr("result", result)
-    ctx.study.tell(trial, state=original.state)
+    private.tell(ctx.study, trial, state=original.state)
     return outcome
 
 
 def _evaluate(
     ctx: TrialContext, trial: optuna.Trial, arch: ArchConfig, objectives: list[float], outcome: TrialOutcome
 ) -> TrialOutcome:
-    config, study, shadow = ctx.config, ctx.study, ctx.shadow
-    shadow_trial = shadow.ask()
-    ctx.heartbeat.hold(private.trial_id(shadow_trial))
-    ctx.storage.set_trial_system_attr(private.trial_id(trial), shared_study.SHADOW_KEY, private.trial_id(shadow_trial))
-    shadow_trial.set_user_attr(COST_ATTR, outcome.flops)  # what the default dominance pruner compares
+    config, study = ctx.config, ctx.study
+    pruning = _PruningTrial(ctx, trial, outcome.flops)
     started = time.monotonic()
-    result: dict[str, Any] = {"evaluated": True, "shadow_trial": shadow_trial.number}
+    result: dict[str, Any] = {"evaluated": True}
     state = optuna.trial.TrialState.COMPLETE
     try:
         with phase(ctx, "evaluate"):
-            metrics = config.evaluator.evaluate(arch, _PruningTrial(trial, shadow_trial))
+            metrics = config.evaluator.evaluate(arch, pruning)
         score = float(metrics["score"])
         if not math.isfinite(score):
             raise EvaluationFailed(f"non-finite score {score}")
@@ -305,7 +318,9 @@ def _evaluate(
         result["traceback"] = traceback.format_exc(limit=-8)[-4000:]
         _release_memory()
     finally:
-        ctx.heartbeat.release(private.trial_id(shadow_trial))
+        if pruning.shadow is not None:
+            ctx.heartbeat.release(private.trial_id(pruning.shadow))
+            result["shadow_trial"] = pruning.shadow.number
     outcome.seconds = result["seconds"] = time.monotonic() - started
     outcome.state = state.name
     if state == optuna.trial.TrialState.COMPLETE:
@@ -317,11 +332,12 @@ def _evaluate(
         with phase(ctx, "tell"):
             trial.set_user_attr("result", result)
             if state == optuna.trial.TrialState.COMPLETE:
-                study.tell(trial, [score, *objectives])
-                shadow.tell(shadow_trial, score)
+                private.tell(study, trial, [score, *objectives])
             else:
-                study.tell(trial, state=state)
-                shadow.tell(shadow_trial, state=state)
+                private.tell(study, trial, state=state)
+            if pruning.shadow is not None:
+                shadow_values = score if state == optuna.trial.TrialState.COMPLETE else None
+                private.tell(ctx.shadow, pruning.shadow, shadow_values, None if shadow_values is not None else state)
     except optuna.exceptions.UpdateFinishedTrialError:
         # Another worker took this one for dead (no heartbeat for the grace period) and re-queued it.
         outcome.state, outcome.reason = "REAPED", "failed by another worker as stale; re-queued"

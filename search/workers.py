@@ -274,12 +274,19 @@ def ask_held(study: optuna.Study, heartbeat: Heartbeat) -> optuna.Trial:
     """
     private.forget_cached_trials(study)  # what Study.ask does: samplers read the study afresh
     trial_id = private.pop_waiting_trial_id(study)
-    if trial_id is not None:
-        heartbeat.hold(trial_id)
-    else:
-        template = optuna.trial.create_trial(state=TrialState.RUNNING, system_attrs={BEAT_KEY: heartbeat.next_beat()})
-        trial_id = private.create_running_trial(study, template)
-        heartbeat.hold(trial_id, beaten=True)
+    if trial_id is None:
+        return new_held_trial(study, heartbeat)
+    heartbeat.hold(trial_id)
+    return optuna.Trial(study, trial_id)
+
+
+def new_held_trial(study: optuna.Study, heartbeat: Heartbeat, user_attrs: dict[str, Any] | None = None) -> optuna.Trial:
+    """A new RUNNING trial written with its first beat and ``user_attrs`` in one storage call (no queue read)."""
+    template = optuna.trial.create_trial(
+        state=TrialState.RUNNING, system_attrs={BEAT_KEY: heartbeat.next_beat()}, user_attrs=user_attrs or {}
+    )
+    trial_id = private.create_running_trial(study, template)
+    heartbeat.hold(trial_id, beaten=True)
     return optuna.Trial(study, trial_id)
 
 
@@ -317,10 +324,20 @@ class Reaper:
             return f"no heartbeat from its worker ({where}) for {now - since:.0f} s"
         return None
 
-    def reap(self, study: optuna.Study, shadow: optuna.Study | None = None) -> list[int]:
-        """Fail and re-queue the stale trials of ``study``; the numbers of those this call failed."""
+    def reap(
+        self,
+        study: optuna.Study,
+        shadow: optuna.Study | None = None,
+        trials: list[optuna.trial.FrozenTrial] | None = None,
+    ) -> list[int]:
+        """Fail and re-queue the stale trials of ``study``; the numbers of those this call failed.
+
+        ``trials``: the study's trials as just read by the caller (saves reading them again).
+        """
         now = time.monotonic()
-        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if trials is None:
+            trials = study.get_trials(deepcopy=False)
+        running = [t for t in trials if t.state == TrialState.RUNNING]
         reaped = []
         for trial in running:
             reason = self.stale_reason(trial, now)

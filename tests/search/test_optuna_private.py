@@ -57,3 +57,60 @@ def test_create_running_trial_writes_the_template_in_one_call(study):
     trial = private.storage_of(study).get_trial(created)
     assert trial.state == TrialState.RUNNING and trial.system_attrs == {"beat": 1}
     assert optuna.Trial(study, created).number == trial.number == 0
+
+
+def _sqlite_study(tmp_path, name="batched"):
+    from vitsearch.search.workers import open_storage
+
+    return optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}"), study_name=name)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "memory"])
+def test_batched_writes_reach_the_storage_together_at_the_end(kind, tmp_path):
+    study = _sqlite_study(tmp_path) if kind == "sqlite" else optuna.create_study()
+    trial = study.ask()
+    storage = private.storage_of(study)
+    with private.batched_writes(trial):
+        assert trial.suggest_categorical("a", [1, 2, 3]) in (1, 2, 3)
+        trial.suggest_categorical("b", ["x", "y"])
+        trial.set_user_attr("arch", {"depth": 2})
+        trial.set_constraint("flops", -0.5)
+        assert trial.params.keys() == {"a", "b"}  # the trial sees its own writes
+        if kind == "sqlite":  # (InMemoryStorage hands Trial its own FrozenTrial, so it sees them at once)
+            assert storage.get_trial(private.trial_id(trial)).params == {}  # the storage not yet
+    stored = storage.get_trial(private.trial_id(trial))
+    assert stored.params == trial.params and stored.user_attrs == {"arch": {"depth": 2}}
+    assert stored.constraints == {"flops": -0.5}
+    assert stored.distributions["a"] == optuna.distributions.CategoricalDistribution([1, 2, 3])
+
+
+def test_batched_writes_write_nothing_when_the_block_raises(tmp_path):
+    study = _sqlite_study(tmp_path)
+    trial = study.ask()
+    with pytest.raises(RuntimeError), private.batched_writes(trial):
+        trial.suggest_categorical("a", [1, 2])
+        raise RuntimeError("interrupted")
+    assert private.storage_of(study).get_trial(private.trial_id(trial)).params == {}
+    assert "a" in trial.params  # kept in memory: what a re-queue reads
+
+
+def test_batched_writes_check_distributions_as_one_write_at_a_time_does(tmp_path):
+    study = _sqlite_study(tmp_path)
+    first = study.ask()
+    first.suggest_categorical("a", [1, 2])
+    other = optuna.load_study(study_name="batched", storage=f"sqlite:///{tmp_path / 's.db'}")  # a fresh cache
+    trial = other.ask()
+    with pytest.raises(ValueError, match="dynamic value space"), private.batched_writes(trial):
+        trial.suggest_categorical("a", [1, 2, 3])
+
+
+def test_tell_finishes_the_trial_as_study_tell_does(tmp_path):
+    study = _sqlite_study(tmp_path)
+    trial = study.ask()
+    private.tell(study, trial, 0.5)
+    pruned = study.ask()
+    pruned.report(0.25, 1)
+    private.tell(study, pruned, state=TrialState.PRUNED)
+    done = study.get_trials()
+    assert [t.state for t in done] == [TrialState.COMPLETE, TrialState.PRUNED]
+    assert done[0].values == [0.5] and done[1].values == [0.25]

@@ -209,6 +209,26 @@ def test_pareto_pruning_saves_trials_and_keeps_the_front(toy_space):
     assert front(pruned) == front(full)
 
 
+def test_a_shadow_trial_exists_only_for_an_evaluator_that_reports(toy_space, tmp_path):
+    from vitsearch.evaluators.pruners import COST_ATTR
+    from vitsearch.search import workers
+
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    search(toy_space, CountingEvaluator(budget=BUDGET), trials=4, storage=storage, sampler="random")
+    assert optuna.load_study(study_name="t:pruning", storage=storage).trials == []
+
+    storage = f"sqlite:///{tmp_path / 'curve.db'}"
+    study = search(toy_space, CurveEvaluator(BUDGET), trials=4, storage=storage, sampler="random", pruner="none")
+    shadows = {t._trial_id: t for t in optuna.load_study(study_name="t:pruning", storage=storage).trials}
+    evaluated = [t for t in study.trials if t.user_attrs["result"].get("evaluated")]
+    assert len(evaluated) == 4 == len(shadows)
+    for trial in evaluated:
+        shadow = shadows[trial.system_attrs[workers.SHADOW_KEY]]
+        assert shadow.number == trial.user_attrs["result"]["shadow_trial"]
+        assert shadow.user_attrs[COST_ATTR] == trial.user_attrs["record"]["flops"]
+        assert shadow.values == [trial.values[0]] and len(shadow.intermediate_values) == 3
+
+
 WIDE_SPACE = {
     "name": "wide",
     "stem": {"patch_size": 16},
