@@ -10,7 +10,7 @@ fails there and only there.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import optuna
@@ -119,20 +119,32 @@ class _WriteBuffer:
 
 
 @contextlib.contextmanager
-def batched_writes(trial: optuna.Trial) -> Iterator[None]:
-    """The params and attrs ``trial`` sets inside the block reach the storage in one transaction, at its end.
+def batched_writes(trial: optuna.Trial) -> Iterator[Callable[..., None]]:
+    """The params and attrs ``trial`` sets inside the block reach the storage in one transaction.
 
-    Nothing is written if the block raises: the trial is failed by the caller, and a re-queue
-    reads its parameters from ``trial.params``, which ``Trial`` keeps in memory as it suggests.
+    Yields ``write(**system_attrs)``: commits what was collected, with ``system_attrs`` added,
+    and ends the batching (later writes go straight to the storage); the block's end writes
+    what it did not. Nothing is written if the block raises: the trial is failed by the
+    caller, and a re-queue reads its parameters from ``trial.params``, which ``Trial`` keeps
+    in memory as it suggests.
     """
-    storage = trial.storage
-    buffer = _WriteBuffer(storage, trial_id(trial))
+    storage, held = trial.storage, trial_id(trial)
+    buffer = _WriteBuffer(storage, held)
+
+    def write(**system_attrs: Any) -> None:
+        trial.storage = storage
+        writes = buffer.writes + [("system", item) for item in system_attrs.items()]
+        buffer.writes = []
+        if writes:
+            _commit(storage, held, writes)
+
     trial.storage = buffer
     try:
-        yield
-    finally:
+        yield write
+    except BaseException:
         trial.storage = storage
-    _commit(storage, trial_id(trial), buffer.writes)
+        raise
+    write()
 
 
 def _commit(storage: BaseStorage, trial_id: int, writes: list[tuple[str, tuple]]) -> None:

@@ -114,3 +114,16 @@ def test_tell_finishes_the_trial_as_study_tell_does(tmp_path):
     done = study.get_trials()
     assert [t.state for t in done] == [TrialState.COMPLETE, TrialState.PRUNED]
     assert done[0].values == [0.5] and done[1].values == [0.25]
+
+
+def test_batched_writes_write_early_with_extra_system_attrs_then_go_straight_to_the_storage(tmp_path):
+    study = _sqlite_study(tmp_path)
+    trial = study.ask()
+    storage = private.storage_of(study)
+    with private.batched_writes(trial) as write:
+        trial.suggest_categorical("a", [1, 2])
+        write(claim="evaluate")
+        stored = storage.get_trial(private.trial_id(trial))
+        assert stored.params == trial.params and stored.system_attrs["claim"] == "evaluate"
+        trial.set_user_attr("late", 1)
+        assert storage.get_trial(private.trial_id(trial)).user_attrs == {"late": 1}
