@@ -26,6 +26,7 @@ Run it with one thread (``--threads 1``, the default) and ``OMP_NUM_THREADS=1``;
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
 import json
@@ -33,6 +34,7 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -224,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
         seed = kwargs["seed"]
         for arch_row in archs[which]:
             item += 1
-            if (item - 1) % shards != shard:
+            if shards and (item - 1) % shards != shard:
                 continue
             arch = ArchConfig.from_dict(json.loads(arch_row["arch"]))
             if arch.digest() != arch_row["digest"]:
@@ -234,15 +236,54 @@ def run(args: argparse.Namespace) -> int:
                 continue
             if args.limit is not None and fresh >= args.limit:
                 return fresh
-            outcome = evaluate(ev, arch, key, EvaluationFailed)
-            if outcome is None:
-                continue  # an unexpected error is logged, not cached: a rerun retries it
-            rows = add_row(args.out, record(ev, arch_row, label, seed, args.threads, outcome))
+            with claim(args.out, key) as mine:
+                if not mine:  # --shard claim: another live process is on it
+                    continue
+                done = {r["key"] for r in read_rows(args.out)}  # it may have finished while we looked
+                if key in done:
+                    continue
+                outcome = evaluate(ev, arch, key, EvaluationFailed)
+                if outcome is None:
+                    continue  # an unexpected error is logged, not cached: a rerun retries it
+                rows = add_row(args.out, record(ev, arch_row, label, seed, args.threads, outcome))
             done = {r["key"] for r in rows}
             fresh += 1
             score = outcome.get("result", {}).get("score", outcome.get("error"))
             print(f"{label} seed {seed} {arch_row['arch_id']}: {score} in {outcome['seconds']:.0f} s", flush=True)
     return fresh
+
+
+@contextlib.contextmanager
+def claim(out: Path, key: str) -> Iterator[bool]:
+    """Take ``key`` for this process: a claim file under ``.<out>.claims/`` naming the pid; False if a live
+    process on this host holds it. A claim left by a dead process is taken over. (``--shard claim``: any
+    number of processes share the plan, each taking the next free item, so none idles while another
+    has a long queue, as fixed shards did.)"""
+    folder = out.with_name(f".{out.name}.claims")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / hashlib.sha1(key.encode()).hexdigest()[:16]
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                holder = int(path.read_text() or 0)
+                os.kill(holder, 0)
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                path.unlink(missing_ok=True)  # its process died (or the file is half-written): take it over
+                continue
+            except PermissionError:
+                pass
+            yield False
+            return
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        try:
+            yield True
+        finally:
+            path.unlink(missing_ok=True)
+        return
+    yield False
 
 
 def evaluate(ev: Any, arch: Any, key: str, failed: type[Exception]) -> dict[str, Any] | None:
@@ -262,6 +303,9 @@ def evaluate(ev: Any, arch: Any, key: str, failed: type[Exception]) -> dict[str,
 
 
 def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N``: every N-th item from K; ``claim``: ``(0, 0)``, every free item, claimed as it starts."""
+    if text == "claim":
+        return 0, 0
     k, sep, n = text.partition("/")
     if not (sep and k.isdigit() and n.isdigit() and 0 <= int(k) < int(n)):
         raise argparse.ArgumentTypeError(f"expected K/N with 0 <= K < N, got {text!r}")
@@ -276,7 +320,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plan", choices=["cheap"], help="run every profile of CHEAP instead of --evaluator")
     parser.add_argument("--first", type=int, default=30, help="reference: archs with seed 0 before the ceiling's")
     parser.add_argument("--ceiling", type=int, default=10, help="reference: archs that also get seed 1")
-    parser.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="K/N", help="run every N-th item from K")
+    parser.add_argument(
+        "--shard",
+        type=parse_shard,
+        default=(0, 1),
+        metavar="K/N",
+        help="run every N-th item from K, or 'claim': the next item no other live process holds",
+    )
     parser.add_argument("--archs", type=Path, default=HERE / "archs.csv")
     parser.add_argument("--out", type=Path, help="CSV cache (default: reference.csv or cheap.csv)")
     parser.add_argument("--only", help="comma-separated arch_ids")

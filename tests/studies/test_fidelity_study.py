@@ -130,6 +130,35 @@ def test_shards_split_the_plan_and_share_one_csv(archs, tmp_path):
         run(path, out, "--shard", "2/2")
 
 
+def test_claim_mode_skips_what_a_live_process_holds_and_takes_over_from_a_dead_one(archs, tmp_path):
+    import os
+    import subprocess
+
+    path, configs = archs
+    out = tmp_path / "cheap.csv"
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid now names no process (reuse within the test is vanishingly unlikely)
+    with runner.claim(out, "held") as mine:  # this (live) process holds "held"
+        assert mine
+        with runner.claim(out, "held") as again:
+            assert not again
+    folder = out.with_name(f".{out.name}.claims")
+    assert list(folder.iterdir()) == []  # released
+    # a live holder (this pid) on one arch, a dead one on another: the first is skipped, the second taken
+    keys = {}
+    for i in (0, 1):
+        ev = FakeEvaluator()
+        keys[i] = ev.cache_key(configs[i])
+    held = folder / runner.hashlib.sha1(keys[0].encode()).hexdigest()[:16]
+    held.write_text(str(os.getpid()))
+    (folder / runner.hashlib.sha1(keys[1].encode()).hexdigest()[:16]).write_text(str(dead.pid))
+    run(path, out, "--shard", "claim")
+    assert {r["arch_id"] for r in runner.read_rows(out)} == {"a1", "a2", "a3", "a4"}
+    held.unlink()
+    run(path, out, "--shard", "claim")
+    assert len(runner.read_rows(out)) == 5 and len(FakeEvaluator.calls) == 5
+
+
 def test_reference_plan_adds_the_second_seed_on_the_first_archs():
     args = argparse.Namespace(plan=None, set=["epochs=2"], label=None, evaluator="reference", ceiling=12, first=30)
     assert runner.plan(args) == [
