@@ -151,14 +151,28 @@ def _default_train_out(arch: str, config) -> Path:
 def validate_proxy_command(
     budget: Annotated[str, typer.Option("--budget", help="Sample architectures within this FLOPs budget.")],
     space: Annotated[str, typer.Option("--space", help="A shipped space name or a space YAML file.")] = DEFAULT_SPACE,
-    evaluator: Annotated[str, typer.Option("--evaluator", help="The cheap estimate under test.")] = "synflow",
+    evaluators: Annotated[
+        list[str] | None,
+        typer.Option("--evaluator", help="An estimate under test; repeat for several (default: synflow)."),
+    ] = None,
     reference: Annotated[str, typer.Option("--reference", help="The trusted, longer estimate.")] = "proxy",
     n: Annotated[int, typer.Option("--n", min=3, help="Architectures to score with both.")] = 20,
     data: Annotated[str | None, typer.Option("--data", help="Dataset of both evaluators.")] = None,
-    settings: Annotated[list[str] | None, typer.Option("--set", help="Evaluator setting KEY=VALUE.")] = None,
+    settings: Annotated[
+        list[str] | None, typer.Option("--set", help="Setting KEY=VALUE of every estimate under test.")
+    ] = None,
     ref_settings: Annotated[
         list[str] | None, typer.Option("--ref-set", help="Reference setting KEY=VALUE, e.g. epochs=12.")
     ] = None,
+    ceiling: Annotated[
+        int,
+        typer.Option(
+            "--ceiling",
+            min=0,
+            help="Also train the reference at a second seed on the first K architectures: the tau between "
+            "its two seeds is the noise ceiling no estimate can beat (0: off).",
+        ),
+    ] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Which architectures are drawn.")] = 0,
     out: Annotated[Path, typer.Option("--out", help="Results and cache directory.")] = Path("studies/validate"),
     img_size: ImgSize = 224,
@@ -168,38 +182,54 @@ def validate_proxy_command(
     ] = None,
     amp: Annotated[str | None, typer.Option("--amp", help="Mixed precision of both: auto, bf16, fp16, off.")] = None,
 ) -> None:
-    """How well EVALUATOR ranks architectures like REFERENCE: Kendall tau and Spearman rho with 95% CIs."""
+    """How well each EVALUATOR ranks architectures like REFERENCE: Kendall tau and Spearman rho with 95% CIs,
+    beside ranking by params and FLOPs alone and, with --ceiling, the reference's own seed-to-seed agreement."""
     from vitsearch.evaluators.validate import validate_proxy
     from vitsearch.search.budget import parse_flops
     from vitsearch.search.driver import sample_under_budget
     from vitsearch.search.plan import make_evaluator
     from vitsearch.search.spaces import resolve_space
+    from vitsearch.space import ConfigError
 
     writable_folder(out, "--out")
     search_space = resolve_space(space)
     archs = sample_under_budget(search_space, parse_flops(budget), n, seed, img_size, num_classes)
     placement = {key: value for key, value in (("device", device), ("amp", amp)) if value is not None}
-    cheap = make_evaluator(evaluator, data, {**placement, **parse_settings(settings or [])})
-    trusted = make_evaluator(reference, data, {**placement, **parse_settings(ref_settings or [])})
-    console.print(f"scoring {len(archs)} architectures of {search_space.name!r} with {cheap!r} and {trusted!r}")
-    result = validate_proxy(archs, cheap, trusted, cache_dir=out / "cache", out_dir=out)
-    table = Table(title=f"{cheap.name} against {trusted.name} (n={result.n})")
-    for column in ("statistic", "value", "95% CI (bootstrap)"):
+    trusted_settings = {**placement, **parse_settings(ref_settings or [])}
+    trusted = make_evaluator(reference, data, trusted_settings)
+    under_test = {**placement, **parse_settings(settings or [])}
+    cheap = [make_evaluator(name, data, under_test) for name in evaluators or ["synflow"]]
+    if ceiling > n:
+        raise ConfigError("--ceiling", f"{ceiling} is more than the --n {n} architectures drawn")
+    if ceiling and "seed" not in trusted.settings():
+        raise ConfigError("--ceiling", f"the reference {reference!r} has no seed setting to vary")
+    console.print(f"scoring {len(archs)} architectures of {search_space.name!r} with {trusted!r} and {cheap}")
+    results = [validate_proxy(archs, ev, trusted, cache_dir=out / "cache", out_dir=out) for ev in cheap]
+    table = Table(title=f"against {trusted.name} (n={results[0].n})")
+    for column in ("estimate", "Kendall tau [95% CI]", "Spearman rho [95% CI]", "seconds / arch (median, fresh)"):
         table.add_column(column)
-    table.add_row(
-        "Kendall tau", f"{result.kendall_tau:.3f}", f"[{result.kendall_ci[0]:.3f}, {result.kendall_ci[1]:.3f}]"
-    )
-    table.add_row(
-        "Spearman rho", f"{result.spearman_rho:.3f}", f"[{result.spearman_ci[0]:.3f}, {result.spearman_ci[1]:.3f}]"
-    )
-    for name, stats in result.summary["baselines"].items():  # what the estimate must beat
-        ci = stats["kendall_ci95"]
-        table.add_row(f"Kendall tau of {name} alone", f"{stats['kendall_tau']:.3f}", f"[{ci[0]:.3f}, {ci[1]:.3f}]")
-    table.add_row(
-        "seconds / arch", f"{result.evaluator_seconds:.2f} vs {result.reference_seconds:.2f}", "median, fresh"
-    )
+    for result in results:
+        table.add_row(*_fidelity_cells(result.summary), f"{result.evaluator_seconds:.2f}")
+    for name, stats in results[0].summary["baselines"].items():  # what every estimate must beat
+        table.add_row(*_fidelity_cells({"evaluator": {"name": f"{name} alone"}, **stats}), "0")
+    if ceiling:
+        second_seed = make_evaluator(reference, data, {**trusted_settings, "seed": trusted.settings()["seed"] + 1})
+        noise = validate_proxy(
+            archs[:ceiling], second_seed, trusted, cache_dir=out / "cache", out_dir=out, stem=f"ceiling_{trusted.name}"
+        )
+        noise_row = {**noise.summary, "evaluator": {"name": f"ceiling: {trusted.name} at a 2nd seed (n={noise.n})"}}
+        table.add_row(*_fidelity_cells(noise_row), f"{noise.evaluator_seconds:.2f}")
+    table.add_row(f"{trusted.name} (the reference)", "", "", f"{results[0].reference_seconds:.2f}")
     console.print(table)
-    console.print(f"wrote {result.csv_path}, {result.html_path}, {result.json_path}")
+    console.print(f"wrote {', '.join(str(r.csv_path) for r in results)} (and .json, .html beside each)")
+
+
+def _fidelity_cells(summary: dict) -> tuple[str, str, str]:
+    tau, rho = summary["kendall_tau"], summary.get("spearman_rho", float("nan"))
+    tau_ci = summary.get("kendall_ci95", [float("nan")] * 2)
+    rho_ci = summary.get("spearman_ci95")
+    rho_text = f"{rho:.3f}" + (f" [{rho_ci[0]:.3f}, {rho_ci[1]:.3f}]" if rho_ci else "")
+    return summary["evaluator"]["name"], f"{tau:.3f} [{tau_ci[0]:.3f}, {tau_ci[1]:.3f}]", rho_text
 
 
 COMMANDS = {"train": train_command, "validate-proxy": validate_proxy_command}

@@ -95,8 +95,29 @@ def test_validate_proxy_toy(space_file, tmp_path):
         "--set", "batch_size=4", "--ref-set", "batch_size=4",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "Kendall tau" in result.output
+    assert "Kendall tau" in result.output and "params alone" in result.output and "flops alone" in result.output
     assert len(pd.read_csv(tmp_path / "validate_grad_norm_vs_synflow.csv")) == 3
+
+
+def test_validate_proxy_several_estimates_and_the_noise_ceiling(space_file, tmp_path):
+    result = invoke(
+        "validate-proxy", "--space", space_file, "--budget", "40M", "--n", 4, "--out", tmp_path,
+        "--evaluator", "grad_norm", "--evaluator", "naswot", "--reference", "synflow", "--data", "synthetic",
+        "--set", "batch_size=4", "--ref-set", "batch_size=4", "--ceiling", 3,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "ceiling" in result.output and "params alone" in result.output
+    for name in ("grad_norm", "naswot"):
+        assert len(pd.read_csv(tmp_path / f"validate_{name}_vs_synflow.csv")) == 4
+    ceiling = json.loads((tmp_path / "ceiling_synflow.json").read_text())
+    assert ceiling["n"] == 3 and ceiling["evaluator"]["settings"]["seed"] == 1  # the reference against itself
+    assert ceiling["reference"]["settings"]["seed"] == 0
+
+    bad = invoke(
+        "validate-proxy", "--space", space_file, "--budget", "40M", "--n", 3, "--out", tmp_path / "bad",
+        "--reference", "synflow", "--data", "synthetic", "--ceiling", 5,
+    )  # fmt: skip
+    assert bad.exit_code == 2 and "--ceiling: 5 is more than the --n 3" in bad.output
 
 
 def test_run_scores_the_baselines_and_says_what_the_best_beat(space_file, tmp_path):
