@@ -69,6 +69,51 @@ def agreement(a: dict[str, float], b: dict[str, float], n_boot: int) -> dict[str
     }
 
 
+def paired_difference(
+    a: dict[str, float], b: dict[str, float], truth: dict[str, float], n_boot: int, seed: int = 0
+) -> tuple[float, tuple[float, float], int]:
+    """Kendall tau of ``a`` minus that of ``b`` against ``truth`` over the architectures all three share, with a
+    percentile bootstrap 95% interval resampling those architectures (one resample serves both taus: paired)."""
+    shared = sorted(a.keys() & b.keys() & truth.keys())
+    if len(shared) < 3:
+        return math.nan, (math.nan, math.nan), len(shared)
+    x, y, t = (np.array([d[k] for k in shared]) for d in (a, b, truth))
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n_boot):
+        i = rng.integers(0, len(shared), len(shared))
+        d = _kendall(x[i], t[i]) - _kendall(y[i], t[i])
+        if math.isfinite(d):
+            diffs.append(d)
+    low, high = np.percentile(diffs, [2.5, 97.5]) if diffs else (math.nan, math.nan)
+    return _kendall(x, t) - _kendall(y, t), (float(low), float(high)), len(shared)
+
+
+def choose_default(archs: list[dict[str, str]], ref: list[dict[str, str]], cheap: list[dict[str, str]], **kw) -> str:
+    """Issue 14's rule, applied: the best tau among estimates at <= ``share`` of the reference's seconds and
+    n >= ``min_n``, and whether it beats ranking by params and by FLOPs (paired bootstrap of the tau gap)."""
+    label, n_boot = kw.get("reference", "reference"), kw.get("n_boot", 1000)
+    share, min_n = kw.get("share", 0.05), kw.get("min_n", 30)
+    truth, ref_s = scores(ref, label, 0), seconds(ref, label)
+    candidates = {}
+    for name in dict.fromkeys(r["label"] for r in cheap):
+        estimate = scores(cheap, name, 0)
+        a = agreement(estimate, truth, n_boot)
+        if a["n"] >= min_n and seconds(cheap, name) <= share * ref_s and math.isfinite(a["tau"]):
+            candidates[name] = (a["tau"], estimate)
+    if not candidates:
+        return f"No estimate has n >= {min_n} at <= {share:.0%} of the reference's seconds yet."
+    best = max(candidates, key=lambda k: candidates[k][0])
+    rule = f"best tau at <= {share:.0%} of the reference's seconds, n >= {min_n}"
+    lines = [f"By the rule ({rule}): **{best}**, tau {candidates[best][0]:.3f}."]
+    for base in ("params", "flops"):
+        trivial = {a["arch_id"]: float(a[base]) for a in archs}
+        diff, ci, n = paired_difference(candidates[best][1], trivial, truth, n_boot)
+        verdict = "beats it" if ci[0] > 0 else ("loses to it" if ci[1] < 0 else "is not distinguishable from it")
+        lines.append(f"Against `{base}`: tau gap {diff:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}] (n={n}): {best} {verdict}.")
+    return " ".join(lines)
+
+
 def fmt(value: float, ci: tuple[float, float]) -> str:
     return "—" if math.isnan(value) else f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
@@ -103,7 +148,8 @@ def fidelity_table(archs: list[dict[str, str]], ref: list[dict[str, str]], cheap
         row(base, {a["arch_id"]: float(a[base]) for a in archs}, 0.0)
     for name in dict.fromkeys(r["label"] for r in cheap):
         failed = sum(1 for r in cheap if r["label"] == name and int(r["seed"]) == 0 and r["error"])
-        row(name, scores(cheap, name, 0), seconds(cheap, name), failed)
+        shown = f"**{name}** (default)" if name == kw.get("default") else name
+        row(shown, scores(cheap, name, 0), seconds(cheap, name), failed)
     return "\n".join(lines)
 
 
@@ -137,13 +183,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--label", default="reference", help="the reference rows' label")
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--last", type=int, default=0, help="reference score: mean of the last N epochs (0: final)")
+    parser.add_argument("--default", default="proxy", help="the label of the shipped default (bold)")
     parser.add_argument("--out", type=Path, help="also write the markdown here")
     args = parser.parse_args(argv)
     archs, ref, cheap = read_csv(args.archs), read_csv(args.reference), read_csv(args.cheap)
     text = "\n\n".join(
         [
             "## Fidelity against the reference",
-            fidelity_table(archs, ref, cheap, reference=args.label, n_boot=args.n_boot, last=args.last),
+            fidelity_table(
+                archs, ref, cheap, reference=args.label, n_boot=args.n_boot, last=args.last, default=args.default
+            ),
+            choose_default(archs, ref, cheap, reference=args.label, n_boot=args.n_boot),
             "## Reference learning curves (seed 0)",
             curve_table(ref, args.label),
         ]

@@ -201,3 +201,17 @@ def test_table_on_partial_data(archs, tmp_path, capsys):
 
     table.main(["--archs", str(path), "--reference", str(tmp_path / "none.csv"), "--cheap", str(cheap)])
     assert "No reference curves yet." in capsys.readouterr().out
+
+
+def test_choose_default_applies_the_rule_and_compares_with_params_and_flops(archs, tmp_path):
+    path, _ = archs
+    ref, cheap = tmp_path / "reference.csv", tmp_path / "cheap.csv"
+    run(path, ref, "--label", "reference")
+    run(path, cheap, "--label", "good", "--set", "offset=5")
+    rows = (table.read_csv(path), runner.read_rows(ref), runner.read_rows(cheap))
+    assert "No estimate has n >= 30" in table.choose_default(*rows, n_boot=20)
+    text = table.choose_default(*rows, n_boot=20, min_n=3, share=10.0)
+    assert "**good**, tau 1.000" in text and "Against `params`" in text and "Against `flops`" in text
+    up, down = {"a": 1, "b": 2, "c": 3}, {"a": 3, "b": 2, "c": 1}
+    diff, ci, n = table.paired_difference(up, down, up, 20)
+    assert diff == pytest.approx(2.0) and n == 3 and ci[0] <= ci[1]
