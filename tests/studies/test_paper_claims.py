@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import os
-from pathlib import Path
 
 import pytest
+from study_scripts import load_study
 
 from vitsearch.evaluators.complexity import analytic_flops
 from vitsearch.evaluators.reference import ReferenceEvaluator, curve
 from vitsearch.space import get_preset
 from vitsearch.space.presets import vit
 
-STUDY = Path(__file__).resolve().parents[2] / "studies" / "paper_claims.py"
 TINY = ["epochs=1", "train_subset=32", "val_subset=32"]
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("paper_claims", STUDY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_study("paper_claims.py")
 
 
 study = load()

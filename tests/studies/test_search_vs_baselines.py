@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
-from pathlib import Path
 
-STUDY = Path(__file__).resolve().parents[2] / "studies" / "search_vs_baselines.py"
+from study_scripts import load_study
+
 TINY = """name: tiny
 stem: {patch_size: 16}
 head: [cls, mean]
@@ -19,10 +18,7 @@ FAST = ["epochs=1", "train_subset=64", "img_size=32"]
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("search_vs_baselines", STUDY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_study("search_vs_baselines.py")
 
 
 def test_searches_train_the_picks_and_baselines_per_seed_and_resume(tmp_path, capsys):
