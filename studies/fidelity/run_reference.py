@@ -79,6 +79,8 @@ CHEAP: dict[str, tuple[str, dict[str, Any]]] = {
     "proxy-warmup1": ("proxy", {"warmup_epochs": 1, **UNCAPPED}),
     "proxy-w0.125": ("proxy", {"width_mult": 0.125, **UNCAPPED}),
     "proxy-1000x4": ("proxy", {"train_subset": 1000, **UNCAPPED}),
+    # lr 3e-3 ranked best of the profiles at the default's cost (8.6%); at 2 epochs it fits under 5%
+    "proxy-lr3e-3-500x2": ("proxy", {"lr": 3e-3, "epochs": 2, **UNCAPPED}),
     "proxy-old": ("proxy", {"train_subset": 1000, "grid_scale": 1.0}),  # the default before the study
 }
 
