@@ -166,10 +166,11 @@ def _commit(storage: BaseStorage, trial_id: int, writes: list[tuple[str, tuple]]
     attr_models = {"user": models.TrialUserAttributeModel, "system": models.TrialSystemAttributeModel}
     with _create_scoped_session(backend.scoped_session, True) as session:
         if params:  # _set_trial_param_without_commit's checks, made once per trial instead of once per param
-            backend.check_trial_is_updatable(trial_id, models.TrialModel.find_or_raise_by_id(trial_id, session).state)
+            trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
+            backend.check_trial_is_updatable(trial_id, trial.state)
             rows = []
             for name, internal, distribution in params:
-                previous = known.get(name) or _stored_distribution(session, trial_id, name)
+                previous = known.get(name) or _stored_distribution(session, trial.study_id, name)
                 if previous is not None:
                     optuna.distributions.check_distribution_compatibility(previous, distribution)
                 json = optuna.distributions.distribution_to_json(distribution)
@@ -180,15 +181,15 @@ def _commit(storage: BaseStorage, trial_id: int, writes: list[tuple[str, tuple]]
         for method, args in writes:
             if method != "param":
                 backend._set_trial_attr_without_commit(session, attr_models[method], trial_id, *args)
-    for name, _, distribution in params:
-        known.setdefault(name, distribution)
+    with getattr(storage, "_lock", contextlib.nullcontext()):  # _CachedStorage's, which guards ``known``
+        for name, _, distribution in params:
+            known.setdefault(name, distribution)
 
 
-def _stored_distribution(session: Any, trial_id: int, name: str) -> BaseDistribution | None:
-    """The distribution param ``name`` has in the trial's study, if any trial has it (one query)."""
+def _stored_distribution(session: Any, study_id: int, name: str) -> BaseDistribution | None:
+    """The distribution param ``name`` has in the study, if any of its trials has it (one query)."""
     from optuna.storages._rdb import models
 
-    study_id = models.TrialModel.find_or_raise_by_id(trial_id, session).study_id
     record = (
         session.query(models.TrialParamModel)
         .join(models.TrialModel)

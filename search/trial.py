@@ -349,13 +349,10 @@ def _evaluate(
     try:
         with phase(ctx, "tell"):
             trial.set_user_attr("result", result)
-            if state == optuna.trial.TrialState.COMPLETE:
-                private.tell(study, trial, [score, *objectives])
-            else:
-                private.tell(study, trial, state=state)
+            complete = state == optuna.trial.TrialState.COMPLETE
+            private.tell(study, trial, [score, *objectives] if complete else None, None if complete else state)
             if pruning.shadow is not None:
-                shadow_values = score if state == optuna.trial.TrialState.COMPLETE else None
-                private.tell(ctx.shadow, pruning.shadow, shadow_values, None if shadow_values is not None else state)
+                private.tell(ctx.shadow, pruning.shadow, score if complete else None, None if complete else state)
     except optuna.exceptions.UpdateFinishedTrialError:
         # Another worker took this one for dead (no heartbeat for the grace period) and re-queued it.
         outcome.state, outcome.reason = "REAPED", "failed by another worker as stale; re-queued"
