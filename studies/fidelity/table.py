@@ -18,11 +18,15 @@ import argparse
 import csv
 import math
 import statistics
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from vitsearch.evaluators.validate import _kendall, _spearman, bootstrap_ci
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_reference import DEFAULT_LABEL  # noqa: E402  (the label of the profile ProxyProfile ships)
 
 HERE = Path(__file__).resolve().parent
 
@@ -183,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--label", default="reference", help="the reference rows' label")
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--last", type=int, default=0, help="reference score: mean of the last N epochs (0: final)")
-    parser.add_argument("--default", default="proxy", help="the label of the shipped default (bold)")
+    parser.add_argument("--default", default=DEFAULT_LABEL, help="the label of the shipped default (bold)")
     parser.add_argument("--out", type=Path, help="also write the markdown here")
     args = parser.parse_args(argv)
     archs, ref, cheap = read_csv(args.archs), read_csv(args.reference), read_csv(args.cheap)

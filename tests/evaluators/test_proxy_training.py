@@ -88,9 +88,9 @@ def test_wall_clock_cap_stops_and_records():
 
 
 def test_settings_record_the_profile_and_data():
-    ev = get_evaluator("proxy", data="synthetic", epochs=2)
+    ev = get_evaluator("proxy", data="synthetic", epochs=3)  # not the default (2)
     s = ev.settings()
-    assert s["data"] == "synthetic" and s["epochs"] == 2 and "threads" not in s
+    assert s["data"] == "synthetic" and s["epochs"] == 3 and "threads" not in s
     assert ev.cache_key(get_preset("test_vit")) != get_evaluator("proxy", data="synthetic").cache_key(
         get_preset("test_vit")
     )

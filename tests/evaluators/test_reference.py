@@ -22,7 +22,8 @@ def test_default_profile_is_the_long_recipe():
     proxy = ProxyEvaluator(device="cpu")
     p, q = ev.profile, proxy.profile
     assert p.train_subset is None and p.max_seconds is None and p.warmup_epochs > 0
-    assert (p.width_mult, p.grid_scale, p.grid) == (q.width_mult, q.grid_scale, q.grid)  # the proxy's architecture
+    assert (p.grid_scale, p.grid) == (q.grid_scale, q.grid)  # the proxy's token grid
+    assert p.width_mult == 2 * q.width_mult  # the study's base width; the default proxy ranks at half of it
     assert p.epochs * 4500 >= 20 * q.epochs * q.train_subset  # >= 20x the proxy's images seen
     assert ev.settings() != proxy.settings()
     assert ev.cache_key(get_preset("deit_tiny")) != proxy.cache_key(get_preset("deit_tiny"))

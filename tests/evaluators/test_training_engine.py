@@ -38,6 +38,8 @@ def test_cpu_proxy_score_equals_the_pre_engine_value(name):
     # target grid: grid_scale=1 was the only grid then).
     ev = ProxyEvaluator(
         epochs=2,
+        batch_size=32,  # the proxy's defaults then (they have moved since)
+        width_mult=0.25,
         train_subset=200,
         val_subset=100,
         threads=1,

@@ -171,6 +171,23 @@ def test_reference_plan_adds_the_second_seed_on_the_first_archs():
     assert {name for _, name, _, _ in cheap} >= set(runner.ZERO_COST)
 
 
+def test_the_default_label_is_the_profile_proxyprofile_ships():
+    from vitsearch.evaluators.base import get_evaluator
+
+    name, settings = runner.CHEAP[runner.DEFAULT_LABEL]
+    studied = get_evaluator(name, **{**settings, "seed": 0}).settings()
+    shipped = get_evaluator("proxy").settings()
+    # the study runs uncapped; the shipped cap only binds on slow machines
+    studied.pop("max_seconds"), shipped.pop("max_seconds")
+    assert studied == shipped
+
+
+def test_pinned_profiles_do_not_follow_the_shipped_default():
+    assert runner.CHEAP["proxy-500x4"][1]["batch_size"] == 32
+    assert runner.CHEAP["proxy-500x4"][1]["epochs"] == 4
+    assert runner.CHEAP["proxy-500x4"][1]["width_mult"] == 0.25
+
+
 def test_bad_set_is_one_line_naming_the_field(archs, tmp_path):
     with pytest.raises(SystemExit, match="--set: expected key=value"):
         run(archs[0], tmp_path / "x.csv", "--set", "epochs")
