@@ -44,7 +44,7 @@ class ProxyProfile(Recipe):
     The defaults were chosen by the fidelity study (``studies/fidelity``, README "proxy
     fidelity"): 500 of the reference's 4,500 images x 2 epochs in batches of 8 (128 optimizer
     steps), at its 7x7-token grid and x0.125 width. Of the profiles costing at most 5% of the
-    reference's seconds it ranks best (Kendall tau 0.60 against the reference's ranking, beating
+    reference's seconds it ranks best (Kendall tau 0.58 against the reference's ranking, beating
     ``params`` and ``flops`` at 95%), at 4% of the reference's seconds. The steps decide: every
     64-step profile (500 x 4 in batches of 32, the previous default; 1,000 x 2; 2,000 x 1) ranks at
     tau 0.19-0.23, every 128-step one at 0.58-0.66. The default before that (14x14 tokens, 1,000
