@@ -178,7 +178,8 @@ class ProxyEvaluator(BaseEvaluator):
             accs.append(acc)
             if trial is not None:
                 trial.report(acc, epoch)
-                if trial.should_prune():
+                # after the last epoch there is nothing left to save: the trial completes with its score
+                if epoch + 1 < p.epochs and trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after epoch {epoch + 1} at val acc {acc:.4f}")
         result.update(
             score=accs[-1],

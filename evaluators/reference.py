@@ -12,10 +12,11 @@ truth that every cheaper estimate's Kendall tau is measured against (DESIGN.md):
   pixels)**: the width the fidelity study's proxy profiles start from, so for them a
   proxy-vs-reference tau measures what training length (and images, learning rate...) costs in
   ranking, not a change of model on top; the profile it chose as default trains at x0.125,
-  ranking the same design narrower (its tau includes that). Why not wider or finer: the first version (14x14 tokens, 18 epochs)
-  took 2,382 s on the median architecture of ``studies/fidelity`` on one CPU thread and about
-  77 CPU-hours for the study, which a 2-core machine cannot give; 7x7 tokens train a median
-  architecture 3.7x faster (6.9 s against 25.3 s per 1,000 images, one thread).
+  ranking the same design narrower (its tau includes that). Why not wider or finer: the first
+  version (14x14 tokens, 18 epochs) took 2,382 s on the median architecture of
+  ``studies/fidelity`` on one CPU thread and about 77 CPU-hours for the study, which a 2-core
+  machine cannot give; 7x7 tokens train a median architecture 3.7x faster (6.9 s against
+  25.3 s per 1,000 images, one thread).
 - **No wall-clock cap** (``max_seconds=None``): a capped run ranks machines, not architectures.
 
 Per-epoch validation accuracy is returned as ``val_acc_epoch_<k>`` (k = 1..epochs), so a study

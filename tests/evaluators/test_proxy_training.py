@@ -56,6 +56,12 @@ def test_reports_every_epoch_and_pruning_stops_the_trial():
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert list(trial.intermediate_values) == [0]
 
+    # the same pruner cannot stop a one-epoch trial: after the last epoch the training is already paid for
+    last = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=2.0))
+    last.optimize(lambda t: tiny(epochs=1).evaluate(get_preset("test_metaformer"), t)["score"], n_trials=1)
+    assert last.trials[0].state == optuna.trial.TrialState.COMPLETE
+    assert list(last.trials[0].intermediate_values) == [0]
+
     free = optuna.create_study(direction="maximize", pruner=make_pruner("none"))
     free.optimize(lambda t: ev.evaluate(get_preset("test_metaformer"), t)["score"], n_trials=1)
     assert list(free.trials[0].intermediate_values) == [0, 1, 2]
