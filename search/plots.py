@@ -18,6 +18,13 @@ from vitsearch.space.files import atomic_write_text
 
 from .results import RunResults
 
+# Label placement works in approximate screen pixels: a 540 px figure (plotly's margins leave a 360 px
+# plot area) about 860 px wide at the usual window width.
+_FIGURE_HEIGHT_PX = 540
+_PLOT_PX = (860.0, 360.0)
+_CHAR_PX, _LINE_PX, _MARKER_PX = 7.0, 14.0, 7.0
+_PLACES = ("top center", "bottom center", "middle right", "middle left")
+
 
 class ParetoInfo(NamedTuple):
     budget_gflops: float
@@ -88,7 +95,7 @@ def _get_pareto_plot(info: ParetoInfo) -> go.Figure:
                 mode="markers+text",
                 name="hand-designed baselines",
                 text=list(info.baselines["baseline"]),
-                textposition=_label_positions(info.baselines),
+                textposition=_label_positions(info.baselines, _extent(info)),
                 marker={"color": "royalblue", "size": 12, "symbol": "diamond"},
                 hovertext=_hover(info.baselines, "baseline", ""),
                 hoverinfo="text",
@@ -100,6 +107,7 @@ def _get_pareto_plot(info: ParetoInfo) -> go.Figure:
         xaxis_title="GFLOPs (target profile)",
         yaxis_title=info.score_label,
         template="plotly_white",
+        height=_FIGURE_HEIGHT_PX,  # fixed, so the label placement's pixel model holds
     )
     return fig
 
@@ -191,9 +199,46 @@ def write_plots(results: RunResults, out: Path) -> list[Path]:
     return written
 
 
-def _label_positions(points: pd.DataFrame) -> list[str]:
-    """Labels above, below, above-right and below-left in turn along the FLOPs axis, so the labels of
-    neighbouring baselines (presets and their budget-scaled versions sit close) do not print over each other."""
-    turns = ("top center", "bottom center", "top right", "bottom left")
-    order = points["gflops"].rank(method="first").astype(int) - 1
-    return [turns[rank % len(turns)] for rank in order]
+def _extent(info: ParetoInfo) -> tuple[float, float]:
+    """The (GFLOPs, score) spans the axes cover: every plotted point and the budget line."""
+    frames = [f for f in (info.front, info.others, info.baselines) if not f.empty]
+    xs = [float(v) for f in frames for v in f["gflops"]] + [info.budget_gflops, 0.0]
+    ys = [float(v) for f in frames for v in f["score"]]
+    return max(xs) - min(xs) or 1.0, (max(ys) - min(ys)) if len(ys) > 1 and max(ys) > min(ys) else 1.0
+
+
+def _label_positions(points: pd.DataFrame, extent: tuple[float, float] | None = None) -> list[str]:
+    """A text position per baseline whose label box overlaps no baseline marker and no label placed before.
+
+    Presets and their budget-scaled versions sit close: a fixed alternation put one point's label
+    beside its neighbour (PoolFormer-S12's under SCHEMEformer's marker). Greedy, highest score first;
+    ``extent`` is the (GFLOPs, score) span the axes show (default: the points' own, from zero).
+    """
+    xs, ys = points["gflops"].astype(float).tolist(), points["score"].astype(float).tolist()
+    names = [str(n) for n in points["baseline"]]
+    x_span, y_span = extent or (max(xs + [1e-9]), max(ys + [1e-9]))  # overlap is shift-invariant: spans suffice
+    px = [(x / x_span * _PLOT_PX[0], y / y_span * _PLOT_PX[1]) for x, y in zip(xs, ys, strict=True)]
+    markers = [(x - _MARKER_PX, y - _MARKER_PX, x + _MARKER_PX, y + _MARKER_PX) for x, y in px]
+    placed: list[tuple[float, float, float, float]] = []
+    out = [_PLACES[0]] * len(xs)
+    for i in sorted(range(len(xs)), key=lambda k: -ys[k]):
+        boxes = {place: _label_box(px[i], len(names[i]), place) for place in _PLACES}
+        free = [p for p, box in boxes.items() if not any(_overlap(box, o) for o in markers + placed)]
+        out[i] = free[0] if free else _PLACES[0]
+        placed.append(boxes[out[i]])
+    return out
+
+
+def _label_box(at: tuple[float, float], chars: int, place: str) -> tuple[float, float, float, float]:
+    x, y = at
+    w, h, gap = chars * _CHAR_PX, _LINE_PX, _MARKER_PX + 1
+    return {
+        "top center": (x - w / 2, y + gap, x + w / 2, y + gap + h),
+        "bottom center": (x - w / 2, y - gap - h, x + w / 2, y - gap),
+        "middle right": (x + gap, y - h / 2, x + gap + w, y + h / 2),
+        "middle left": (x - gap - w, y - h / 2, x - gap, y + h / 2),
+    }[place]
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
