@@ -34,6 +34,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "fidelity"))
 import run_reference as cache  # noqa: E402  (the fidelity study's resumable CSV cache)
 
+sys.path.insert(0, str(HERE))
+from paper_claims import t_quantile  # noqa: E402  (one t quantile for both studies)
+
 OUT = HERE / "search_vs_baselines"
 SAMPLERS = {"search": "auto", "random": "random"}
 
@@ -124,17 +127,48 @@ def train(args: argparse.Namespace) -> None:
 
 
 def table(args: argparse.Namespace) -> str:
-    """Markdown: reference accuracy mean +- sd over seeds and FLOPs, per budget and row."""
-    groups: dict[tuple[float, str, str], list[float]] = {}
+    """Markdown: reference accuracy mean +- sd over seeds and FLOPs, per budget and row; then each searched
+    row against the best hand-designed baseline of its budget, paired by seed (95% t-interval)."""
+    by_seed: dict[tuple[float, str, str], dict[int, float]] = {}
     for r in cache.read_rows(args.out / "results.csv"):
         if not r["error"]:
             name, budget, _, flops = r["arch_id"].split("|")
-            groups.setdefault((float(budget), name, flops), []).append(float(r["score"]))
+            by_seed.setdefault((float(budget), name, flops), {})[int(r["seed"])] = float(r["score"])
     lines = ["| budget | architecture | reference accuracy, mean +- sd | seeds | GFLOPs |", "|---|---|---|---|---|"]
-    for (budget, name, flops), scores in sorted(groups.items()):
+    for (budget, name, flops), seeds in sorted(by_seed.items()):
+        scores = list(seeds.values())
         sd = f"{statistics.stdev(scores):.3f}" if len(scores) > 1 else "—"
         mean = statistics.mean(scores)
         lines.append(f"| {budget / 1e9:g}G | {name} | {mean:.3f} +- {sd} | {len(scores)} | {int(flops) / 1e9:.3f} |")
+    return "\n".join(lines) + "\n\n" + comparison(by_seed)
+
+
+def comparison(by_seed: dict[tuple[float, str, str], dict[int, float]]) -> str:
+    """Each searched or random pick minus the best baseline (highest mean) of its budget, paired by seed."""
+    from vitsearch.search.baselines import FAMILIES  # contenders() names the baseline rows by family
+
+    lines = [
+        "| budget | pick | best baseline | difference, mean [95% t-interval] | seeds | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for budget in sorted({b for b, _, _ in by_seed}):
+        rows = {name: seeds for (b, name, _), seeds in by_seed.items() if b == budget}
+        baselines = {n: s for n, s in rows.items() if n in FAMILIES}
+        if not baselines:
+            continue
+        best = max(baselines, key=lambda n: statistics.mean(baselines[n].values()))
+        for name, seeds in sorted(rows.items()):
+            if name in FAMILIES:
+                continue
+            diffs = [seeds[k] - baselines[best][k] for k in sorted(seeds.keys() & baselines[best].keys())]
+            if len(diffs) < 2:
+                lines.append(f"| {budget / 1e9:g}G | {name} | {best} | — | {len(diffs)} | n/a |")
+                continue
+            mean = statistics.mean(diffs)
+            half = t_quantile(len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
+            word = "beats it" if mean - half > 0 else "loses to it" if mean + half < 0 else "inconclusive"
+            interval = f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}]"
+            lines.append(f"| {budget / 1e9:g}G | {name} | {best} | {interval} | {len(diffs)} | {word} |")
     return "\n".join(lines)
 
 

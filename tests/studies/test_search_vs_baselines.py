@@ -41,3 +41,22 @@ def test_searches_train_the_picks_and_baselines_per_seed_and_resume(tmp_path, ca
     assert "| 0.3G | poolformer |" in table and "+-" in table
     study.main(argv)  # everything cached: nothing is searched or trained again
     assert len(study.cache.read_rows(out / "results.csv")) == len(rows)
+
+
+def test_comparison_pairs_picks_with_the_best_baseline_by_seed():
+    study = load()
+    by_seed = {
+        (5e8, "poolformer", "466"): {0: 0.95, 1: 0.96, 2: 0.94},
+        (5e8, "deit", "460"): {0: 0.70, 1: 0.72, 2: 0.71},
+        (5e8, "search (full)", "266"): {0: 0.97, 1: 0.98, 2: 0.97},  # +0.023 +- 0.006 over poolformer
+        (5e8, "random (full)", "438"): {0: 0.90, 1: 0.99, 2: 0.95},  # +-0.05 around it: no verdict
+        (5e8, "search (stage)", "198"): {0: 0.90, 1: 0.91, 2: 0.89},  # below it at every seed
+        (1e9, "search (full)", "900"): {0: 0.9},  # no baseline at this budget: no row
+    }
+    lines = study.comparison(by_seed).splitlines()
+    rows = {line.split(" | ")[1]: line for line in lines[2:]}
+    assert set(rows) == {"search (full)", "random (full)", "search (stage)"}
+    assert all("| poolformer |" in line for line in rows.values())
+    assert rows["search (full)"].endswith("| 3 | beats it |")
+    assert rows["random (full)"].endswith("| 3 | inconclusive |")
+    assert rows["search (stage)"].endswith("| 3 | loses to it |")
