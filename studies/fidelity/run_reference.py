@@ -98,6 +98,8 @@ CHEAP: dict[str, tuple[str, dict[str, Any]]] = {
     # decide. Batch 8 gives 128 steps on 500 x 2, the cost of b16-500x2. The last is the shipped default.
     "proxy-b8-500x2": _proxy(batch_size=8, epochs=2),
     "proxy-b8-500x2-w0.125": _proxy(batch_size=8, epochs=2, width_mult=0.125),
+    # the grid side, at the chosen default: 4x4 tokens for a DeiT (patch 6 at 28 px) instead of 7x7
+    "proxy-b8-500x2-w0.125-g0.375": _proxy(batch_size=8, epochs=2, width_mult=0.125, grid_scale=0.375),
     # the default before the study: 1,000 images x 4 at the full target grid, capped at 300 s
     "proxy-old": _proxy(train_subset=1000, grid_scale=1.0, max_seconds=300.0),
 }
