@@ -47,8 +47,9 @@ class PathError(ValueError):
 class SupernetProfile:
     """Where a supernet's paths run: input, classes, and the proxy rewrite of each architecture.
 
-    The defaults of ``target_img_size``, ``grid`` and ``width_mult`` are the proxy evaluator's
-    (``ProxyProfile``), so a supernet path is the very model the proxy evaluator would train.
+    The defaults of ``target_img_size``, ``grid`` and ``width_mult`` are the reference evaluator's
+    (``REFERENCE_PROFILE``: the proxy's grid at x0.25 width), so a supernet path is the very model
+    the fidelity study's reference trains; the default proxy trains the same design at x0.125.
     """
 
     img_size: int  # input side the paths run at (mnist5k: 28)
@@ -56,7 +57,7 @@ class SupernetProfile:
     num_classes: int
     target_img_size: int = 224  # resolution architectures are described at
     grid: int | None = None  # stem grid side; None = the architecture's grid at target_img_size x grid_scale
-    width_mult: float = 0.25  # stage widths x this, heads and groups kept valid (ProxyProfile's default)
+    width_mult: float = 0.25  # stage widths x this, heads and groups kept valid (the reference's width)
     # 1 here, so a checkpoint saved before this field loads as it was trained (the target grid);
     # `supernet train` passes the proxy's 0.5 (SupernetTrainConfig.grid_scale).
     grid_scale: float = 1.0

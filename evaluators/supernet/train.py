@@ -85,7 +85,7 @@ class SupernetTrainConfig(Recipe):
     input_size: int | None = None  # side the paths run at; None = the dataset's native size
     target_img_size: int = 224
     grid: int | None = None
-    width_mult: float = 0.25  # the proxy evaluator's default, so path and proxy accuracy compare
+    width_mult: float = 0.25  # the reference's width (the default proxy's is 0.125), so paths compare with it
     grid_scale: float = 0.5  # the proxy evaluator's default: half the target token grid (ProxyProfile)
     max_flops: int | None = None  # random paths within this target-profile budget; None = all
     seed: int = 0

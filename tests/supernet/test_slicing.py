@@ -196,14 +196,16 @@ def test_space_dims_cover_every_path_of_the_shipped_spaces(name):
         net.path_state(net.adapt(arch))  # every tensor of the path exists in the supernet
 
 
-def test_profile_defaults_are_the_proxy_evaluators():
-    from vitsearch.evaluators.profile import ProxyProfile
+def test_profile_defaults_are_the_reference_evaluators():
+    from vitsearch.evaluators.reference import REFERENCE_PROFILE
+    from vitsearch.evaluators.supernet.train import SupernetTrainConfig
 
-    proxy = ProxyProfile()
+    ref = REFERENCE_PROFILE
     assert (PROFILE.__class__(1, 1, 1).width_mult, PROFILE.__class__(1, 1, 1).target_img_size) == (
-        proxy.width_mult,
-        proxy.target_img_size,
+        ref.width_mult,
+        ref.target_img_size,
     )
+    assert SupernetTrainConfig().width_mult == ref.width_mult
 
 
 def test_supernet_training_uses_the_proxys_grid_and_old_checkpoints_still_compare():
