@@ -521,13 +521,18 @@ def t_quantile(df: int) -> float:
     return float(t.ppf(0.975, df))
 
 
+def t_interval(diffs: list[float]) -> tuple[float, float]:
+    """``(low, high)``: the 95% t-interval of the mean of paired differences (at least 2)."""
+    mean = statistics.mean(diffs)
+    half = t_quantile(len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+    return mean - half, mean + half
+
+
 def verdict(diffs: list[float]) -> tuple[str, float | None, float | None]:
     """``(verdict, low, high)`` of the 95% t-interval of the mean paired difference A - B."""
     if len(diffs) < 2:
         return "n/a", None, None
-    mean = statistics.mean(diffs)
-    half = t_quantile(len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
-    low, high = mean - half, mean + half
+    low, high = t_interval(diffs)
     if low > 0:
         return "reproduced", low, high
     if high < 0:

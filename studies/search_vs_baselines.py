@@ -35,7 +35,7 @@ sys.path.insert(0, str(HERE / "fidelity"))
 import run_reference as cache  # noqa: E402  (the fidelity study's resumable CSV cache)
 
 sys.path.insert(0, str(HERE))
-from paper_claims import t_quantile  # noqa: E402  (one t quantile for both studies)
+from paper_claims import t_interval  # noqa: E402  (one paired t-interval for both studies)
 
 OUT = HERE / "search_vs_baselines"
 SAMPLERS = {"search": "auto", "random": "random"}
@@ -164,10 +164,9 @@ def comparison(by_seed: dict[tuple[float, str, str], dict[int, float]]) -> str:
             if len(diffs) < 2:
                 lines.append(f"| {budget / 1e9:g}G | {name} | {best} | — | {len(diffs)} | n/a |")
                 continue
-            mean = statistics.mean(diffs)
-            half = t_quantile(len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
-            word = "beats it" if mean - half > 0 else "loses to it" if mean + half < 0 else "inconclusive"
-            interval = f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}]"
+            low, high = t_interval(diffs)
+            word = "beats it" if low > 0 else "loses to it" if high < 0 else "inconclusive"
+            interval = f"{statistics.mean(diffs):+.3f} [{low:+.3f}, {high:+.3f}]"
             lines.append(f"| {budget / 1e9:g}G | {name} | {best} | {interval} | {len(diffs)} | {word} |")
     return "\n".join(lines)
 

@@ -95,7 +95,7 @@ CHEAP: dict[str, tuple[str, dict[str, Any]]] = {
     "proxy-b16-w0.125": _proxy(batch_size=16, width_mult=0.125),
     "proxy-b16-500x2": _proxy(batch_size=16, epochs=2),
     # b16 and b16-w0.125 ranked as 1000 x 4 did, b16-500x2 (64 steps) as the 64-step profiles: the steps
-    # decide. Batch 8 gives 128 steps on 500 x 2, the cost of b16-500x2. The last is the shipped default.
+    # decide. Batch 8 gives 128 steps on 500 x 2, the cost of b16-500x2. The second is the shipped default.
     "proxy-b8-500x2": _proxy(batch_size=8, epochs=2),
     "proxy-b8-500x2-w0.125": _proxy(batch_size=8, epochs=2, width_mult=0.125),
     # the grid side, at the chosen default: 4x4 tokens for a DeiT (patch 6 at 28 px) instead of 7x7

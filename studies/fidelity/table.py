@@ -25,10 +25,9 @@ import numpy as np
 
 from vitsearch.evaluators.validate import _kendall, _spearman, bootstrap_ci
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_reference import DEFAULT_LABEL  # noqa: E402  (the label of the profile ProxyProfile ships)
-
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from run_reference import DEFAULT_LABEL  # noqa: E402  (the label of the profile ProxyProfile ships)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
