@@ -15,7 +15,7 @@ A is the paper's design, B its control, identical in everything the claim does n
   convs) and RoPE on queries and keys (A), against the linear patch stem and learned positions (B).
   ViX reports these hybrids for its linear-attention models and for ViT; the attention body is the
   common one. The conv stem costs about 1% more at 224 px, but about 26% more at the reference's
-  proxy profile (its 32 and 64 hidden channels are not width-scaled): the table's proxy MFLOPs
+  proxy profile (its 32 and 64 hidden channels are not width-scaled): the table's MFLOPs as trained
   column shows it, and a ``reproduced`` here is at that extra training cost.
 - ``psvit`` (PSViT): token pooling (2x2, after the first layer and after half the depth, from a
   patch-8 stem) with attention sharing in every second layer after a pooling point (A, the
@@ -560,7 +560,7 @@ def table(args: argparse.Namespace) -> str:
         else:
             cell["scores"].setdefault(side, {})[int(r["seed"])] = float(r["score"])
     order = {name: i for i, name in enumerate(CLAIMS)}
-    head = "| claim | A: the paper's design | B: the control | GFLOPs A / B | proxy MFLOPs A / B "
+    head = "| claim | A: the paper's design | B: the control | GFLOPs A / B | MFLOPs as trained A / B "
     head += "| A accuracy | B accuracy | A - B per seed | A - B mean [95% CI] | verdict |"
     lines = [head, "|---|---|---|---|---|---|---|---|---|---|"]
     for (budget, claim), cell in sorted(cells.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 99))):
