@@ -27,6 +27,7 @@ import io
 import json
 import statistics
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -99,31 +100,54 @@ def contenders(args: argparse.Namespace) -> list[tuple[str, float, str, Any]]:
 
 
 def train(args: argparse.Namespace) -> None:
-    """The reference recipe on every contender at every seed; one results.csv row each."""
+    """The reference recipe on every contender at every seed; one results.csv row each.
+
+    One training per distinct architecture and seed: when two rows name the same architecture
+    (both searches picked it: TPE's start-up draws are the random sampler's, seed for seed), the
+    first is trained and the others get a copy of its row under their own names."""
     from vitsearch.evaluators.base import EvaluationFailed
-    from vitsearch.evaluators.complexity import analytic_flops
     from vitsearch.evaluators.reference import ReferenceEvaluator
 
     path = args.out / "results.csv"
-    done = {r["key"] for r in cache.read_rows(path)}
+    done = {r["key"]: r for r in cache.read_rows(path)}
     shard, shards = args.shard
     item = 0
     rows = contenders(args)  # once: the searches and the budget scaling do not depend on the seed
     for seed in args.seeds:  # seed-major: a partial run has every row at one seed first
         overrides = cache.parse_sets(args.reference_set)
         evaluator = ReferenceEvaluator(args.data, device=args.device, **{**overrides, "seed": seed})
-        for name, budget, space, arch in rows:
+        twins: dict[str, list[tuple[str, float, str, Any]]] = {}
+        for row in rows:
+            twins.setdefault(evaluator.cache_key(row[3]), []).append(row)
+        for arch_key, members in twins.items():
             item += 1
-            key = f"{evaluator.cache_key(arch)}:{name}"  # per row: both searches may pick one architecture
-            if (item - 1) % shards != shard or key in done:
-                continue
-            outcome = cache.evaluate(evaluator, arch, key, EvaluationFailed)
-            if outcome is None:
-                continue
-            row = {"arch_id": f"{name}|{budget:g}|{space}|{analytic_flops(arch)}", "digest": arch.digest()}
-            record = cache.record(evaluator, row, name, seed, 1, outcome)
-            done = {r["key"] for r in cache.add_row(path, record)}
-            print(f"{name} at {budget / 1e9:g}G ({space}) seed {seed}: {record['score']}", flush=True)
+            if (item - 1) % shards == shard:  # twins share a turn, so one process trains them once
+                done = _train_once(evaluator, arch_key, members, seed, path, done, EvaluationFailed)
+
+
+def _train_once(evaluator, arch_key, members, seed, path, done, failed) -> dict[str, dict[str, str]]:
+    """Train ``members``' one architecture (unless a row has it already); every member gets a row."""
+    from vitsearch.evaluators.complexity import analytic_flops
+
+    trained = next((done[f"{arch_key}:{m[0]}"] for m in members if f"{arch_key}:{m[0]}" in done), None)
+    for name, budget, space, arch in members:
+        key = f"{arch_key}:{name}"  # per row: the table reads each name's rows
+        if key in done:
+            continue
+        row = {"arch_id": f"{name}|{budget:g}|{space}|{analytic_flops(arch)}", "digest": arch.digest()}
+        if trained is None:
+            outcome = cache.evaluate(evaluator, arch, key, failed)
+            if outcome is None:  # a crash: retried by the next run
+                return done
+            record = trained = cache.record(evaluator, row, name, seed, 1, outcome)
+            source = ""
+        else:
+            finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            record = {**trained, **row, "key": key, "label": name, "finished": finished}
+            source = f" (row of {trained['label']})"
+        done = {r["key"]: r for r in cache.add_row(path, record)}
+        print(f"{name} at {budget / 1e9:g}G ({space}) seed {seed}: {record['score']}{source}", flush=True)
+    return done
 
 
 def table(args: argparse.Namespace) -> str:

@@ -60,3 +60,29 @@ def test_comparison_pairs_picks_with_the_best_baseline_by_seed():
     assert rows["search (full)"].endswith("| 3 | beats it |")
     assert rows["random (full)"].endswith("| 3 | inconclusive |")
     assert rows["search (stage)"].endswith("| 3 | loses to it |")
+
+
+def test_an_architecture_picked_twice_is_trained_once_per_seed(tmp_path, monkeypatch):
+    from vitsearch.space.presets import vit
+
+    study = load()
+    twin, other = vit(64, 1, 2), vit(64, 2, 2)
+    rows = [("search (x)", 3e8, "x", twin), ("deit", 3e8, "-", other), ("random (x)", 3e8, "x", twin)]
+    monkeypatch.setattr(study, "contenders", lambda args: rows)
+    trained = []
+    evaluate = study.cache.evaluate
+    monkeypatch.setattr(
+        study.cache, "evaluate", lambda ev, arch, *a: trained.append(arch.digest()) or evaluate(ev, arch, *a)
+    )
+    out = tmp_path / "svb"
+    argv = ["--seeds", "0", "1", "--out", str(out), "--data", "synthetic"]
+    argv += [*(f"--reference-set={s}" for s in FAST), "--reference-set=val_subset=64"]
+    for shard in ("0/2", "1/2"):  # the twins share a turn, so neither process trains the other's copy
+        study.main([*argv, "--shard", shard])
+    assert sorted(trained) == sorted([twin.digest(), other.digest()] * 2)
+    results = study.cache.read_rows(out / "results.csv")
+    assert len(results) == 6
+    by = {(r["label"], r["seed"]): r for r in results}
+    for seed in "01":
+        assert by[("search (x)", seed)]["score"] == by[("random (x)", seed)]["score"] != ""
+        assert by[("random (x)", seed)]["arch_id"].startswith("random (x)|")
