@@ -87,15 +87,18 @@ def picks(args: argparse.Namespace) -> list[dict[str, str]]:
 
 def contenders(args: argparse.Namespace) -> list[tuple[str, float, str, Any]]:
     """``(row name, budget, space, arch)`` for every architecture to train: picks, then baselines."""
-    from vitsearch.search.baselines import FAMILIES, budget_baselines
+    from vitsearch.search.baselines import FAMILIES, scaled_to_budget
 
     out = []
     for row in picks(args):
         out.append((f"{row['method']} ({row['space']})", float(row["budget"]), row["space"], _arch(row["arch"])))
     for budget in args.budgets:
-        for name, arch in budget_baselines(int(budget)).items():
-            if "@" in name and name.split("@")[0] in FAMILIES:  # the budget-scaled ones: equal FLOPs footing
-                out.append((name.split("@")[0], budget, "-", arch))
+        # Every family scaled to the budget: equal FLOPs footing. Not via budget_baselines(), which names a
+        # scaled member after the preset it equals (at 2G the scaled PoolFormer is poolformer_s12).
+        for family, build in FAMILIES.items():
+            arch = scaled_to_budget(build, int(budget), img_size=224, num_classes=1000)
+            if arch is not None:
+                out.append((family, budget, "-", arch))
     return out
 
 

@@ -86,3 +86,17 @@ def test_an_architecture_picked_twice_is_trained_once_per_seed(tmp_path, monkeyp
     for seed in "01":
         assert by[("search (x)", seed)]["score"] == by[("random (x)", seed)]["score"] != ""
         assert by[("random (x)", seed)]["arch_id"].startswith("random (x)|")
+
+
+def test_every_family_has_a_row_even_where_its_scaled_member_is_a_preset(monkeypatch):
+    from argparse import Namespace
+
+    from vitsearch.search.baselines import budget_baselines
+
+    study = load()
+    monkeypatch.setattr(study, "picks", lambda args: [])
+    assert "poolformer@2G" not in budget_baselines(int(2e9))  # the run names it poolformer_s12
+    rows = study.contenders(Namespace(budgets=[5e8, 2e9]))
+    assert [(name, budget) for name, budget, _, _ in rows] == [
+        (family, budget) for budget in (5e8, 2e9) for family in ("deit", "poolformer", "schemeformer")
+    ]
