@@ -128,13 +128,18 @@ def train(args: argparse.Namespace) -> None:
                 done = _train_once(evaluator, arch_key, members, seed, path, done, EvaluationFailed)
 
 
+def row_key(arch_key: str, name: str, budget: float) -> str:
+    """One row per name and budget: a random search may pick the same architecture at two budgets."""
+    return f"{arch_key}:{name}@{budget:g}"
+
+
 def _train_once(evaluator, arch_key, members, seed, path, done, failed) -> dict[str, dict[str, str]]:
     """Train ``members``' one architecture (unless a row has it already); every member gets a row."""
     from vitsearch.evaluators.complexity import analytic_flops
 
-    trained = next((done[f"{arch_key}:{m[0]}"] for m in members if f"{arch_key}:{m[0]}" in done), None)
-    for name, budget, space, arch in members:
-        key = f"{arch_key}:{name}"  # per row: the table reads each name's rows
+    keys = [row_key(arch_key, name, budget) for name, budget, _, _ in members]
+    trained = next((done[key] for key in keys if key in done), None)
+    for key, (name, budget, space, arch) in zip(keys, members, strict=True):
         if key in done:
             continue
         row = {"arch_id": f"{name}|{budget:g}|{space}|{analytic_flops(arch)}", "digest": arch.digest()}

@@ -68,6 +68,7 @@ def test_an_architecture_picked_twice_is_trained_once_per_seed(tmp_path, monkeyp
     study = load()
     twin, other = vit(64, 1, 2), vit(64, 2, 2)
     rows = [("search (x)", 3e8, "x", twin), ("deit", 3e8, "-", other), ("random (x)", 3e8, "x", twin)]
+    rows.append(("random (x)", 6e8, "x", twin))  # the same pick at another budget: a row of its own
     monkeypatch.setattr(study, "contenders", lambda args: rows)
     trained = []
     evaluate = study.cache.evaluate
@@ -81,11 +82,11 @@ def test_an_architecture_picked_twice_is_trained_once_per_seed(tmp_path, monkeyp
         study.main([*argv, "--shard", shard])
     assert sorted(trained) == sorted([twin.digest(), other.digest()] * 2)
     results = study.cache.read_rows(out / "results.csv")
-    assert len(results) == 6
-    by = {(r["label"], r["seed"]): r for r in results}
+    assert len(results) == 8
+    by = {(r["arch_id"].split("|")[0], float(r["arch_id"].split("|")[1]), r["seed"]): r for r in results}
     for seed in "01":
-        assert by[("search (x)", seed)]["score"] == by[("random (x)", seed)]["score"] != ""
-        assert by[("random (x)", seed)]["arch_id"].startswith("random (x)|")
+        score = by[("search (x)", 3e8, seed)]["score"]
+        assert score != "" and by[("random (x)", 3e8, seed)]["score"] == by[("random (x)", 6e8, seed)]["score"] == score
 
 
 def test_every_family_has_a_row_even_where_its_scaled_member_is_a_preset(monkeypatch):
