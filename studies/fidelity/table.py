@@ -7,7 +7,8 @@ percentile bootstrap 95% intervals (``evaluators.validate``), n, the median seco
 architecture (CPU seconds of the one-thread process where the cache has them, so a loaded
 machine does not inflate them) and its share of the reference's; the noise ceiling (reference seed 0 vs seed 1
 on the architectures both finished); and the reference's mean learning curve, to show whether
-it flattens. Works on partial data: every row says its n.
+it flattens; and, by FLOPs band, whether the default proxy follows the reference across model sizes.
+Works on partial data: every row says its n.
 
 Usage: ``.venv/bin/python studies/fidelity/table.py [--out studies/fidelity/table.md]``
 """
@@ -156,6 +157,30 @@ def fidelity_table(archs: list[dict[str, str]], ref: list[dict[str, str]], cheap
     return "\n".join(lines)
 
 
+def flops_bands(archs: list[dict[str, str]], ref: list[dict[str, str]], cheap: list[dict[str, str]], **kw) -> str:
+    """Does the default proxy follow the reference across model sizes? The architectures both scored, in
+    ``bands`` equal parts by FLOPs: mean reference accuracy, mean proxy score, and tau within each part.
+    A proxy that under-rates large models steers a search to small ones, whatever the budget."""
+    label, default, bands = kw.get("reference", "reference"), kw.get("default", DEFAULT_LABEL), kw.get("bands", 3)
+    truth, proxy = scores(ref, label, 0), scores(cheap, default, 0)
+    flops = {a["arch_id"]: float(a["flops"]) for a in archs}
+    shared = sorted(truth.keys() & proxy.keys() & flops.keys(), key=lambda k: flops[k])
+    if len(shared) < 3 * bands:
+        return f"Too few architectures scored by both `{label}` and `{default}` for {bands} FLOPs bands."
+    lines = [
+        f"`{default}` against `{label}` seed 0, the {len(shared)} architectures both scored in {bands} bands by FLOPs:",
+        "",
+        "| GFLOPs | n | mean reference accuracy | mean proxy score | tau within the band |",
+        "|---|---|---|---|---|",
+    ]
+    for part in np.array_split(np.arange(len(shared)), bands):
+        ids = [shared[i] for i in part]
+        x, y = np.array([truth[k] for k in ids]), np.array([proxy[k] for k in ids])
+        span = f"{flops[ids[0]] / 1e9:.2f}-{flops[ids[-1]] / 1e9:.2f}"
+        lines.append(f"| {span} | {len(ids)} | {x.mean():.3f} | {y.mean():.3f} | {_kendall(x, y):.2f} |")
+    return "\n".join(lines)
+
+
 def curve_table(ref: list[dict[str, str]], label: str = "reference") -> str:
     """Mean / min / max reference val accuracy per epoch over the seed-0 architectures finished."""
     curves = [[float(v) for v in r["curve"].split()] for r in ref if r["label"] == label and int(r["seed"]) == 0]
@@ -197,6 +222,8 @@ def main(argv: list[str] | None = None) -> None:
                 archs, ref, cheap, reference=args.label, n_boot=args.n_boot, last=args.last, default=args.default
             ),
             choose_default(archs, ref, cheap, reference=args.label, n_boot=args.n_boot),
+            "## The default proxy by model size",
+            flops_bands(archs, ref, cheap, reference=args.label, default=args.default),
             "## Reference learning curves (seed 0)",
             curve_table(ref, args.label),
         ]

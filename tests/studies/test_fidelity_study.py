@@ -232,3 +232,23 @@ def test_choose_default_applies_the_rule_and_compares_with_params_and_flops(arch
     up, down = {"a": 1, "b": 2, "c": 3}, {"a": 3, "b": 2, "c": 1}
     diff, ci, n = table.paired_difference(up, down, up, 20)
     assert diff == pytest.approx(2.0) and n == 3 and ci[0] <= ci[1]
+
+
+def test_flops_bands_show_a_proxy_that_under_rates_large_models():
+    def rows(label, values):
+        return [
+            {"arch_id": f"a{i}", "label": label, "seed": "0", "error": "", "score": str(v), "curve": ""}
+            for i, v in enumerate(values)
+        ]
+
+    archs = [{"arch_id": f"a{i}", "flops": str((i + 1) * 1e8)} for i in range(9)]
+    truth = [0.1 * (i + 1) for i in range(9)]  # accuracy rises with size
+    proxy = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.3, 0.2, 0.1]  # agrees on small models, reversed on the large
+    text = table.flops_bands(archs, rows("reference", truth), rows("cheap", proxy), default="cheap")
+    lines = [line for line in text.splitlines() if line.startswith("| 0.")]
+    assert lines == [
+        "| 0.10-0.30 | 3 | 0.200 | 0.200 | 1.00 |",
+        "| 0.40-0.60 | 3 | 0.500 | 0.500 | 1.00 |",
+        "| 0.70-0.90 | 3 | 0.800 | 0.200 | -1.00 |",
+    ]
+    assert "Too few" in table.flops_bands(archs[:8], rows("reference", truth), rows("cheap", proxy), default="cheap")
