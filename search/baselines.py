@@ -179,9 +179,11 @@ class Verdict:
     flops: int
     beaten: pd.DataFrame  # baselines with at least its FLOPs and a lower score
     unbeaten: pd.DataFrame  # scored baselines it does not beat
+    evaluator: str = ""  # whose scores: a proxy's verdict is not a trained model's
 
     def line(self) -> str:
-        head = f"best found (score {self.score:.4f}, {self.flops / 1e9:.3f} GFLOPs)"
+        whose = f"{self.evaluator} score" if self.evaluator else "score"
+        head = f"best found ({whose} {self.score:.4f}, {self.flops / 1e9:.3f} GFLOPs)"
         if self.beaten.empty and self.unbeaten.empty:
             return f"{head}: no baseline was scored"
         if self.beaten.empty:
@@ -194,8 +196,8 @@ class Verdict:
         return f"{head} beats {len(self.beaten)} of {len(self.beaten) + len(self.unbeaten)} baselines: {names}"
 
 
-def verdict(baselines: pd.DataFrame, score: float, flops: int) -> Verdict:
+def verdict(baselines: pd.DataFrame, score: float, flops: int, evaluator: str = "") -> Verdict:
     """Beaten: a baseline that needs at least ``flops`` and scores less than ``score``."""
     scored = baselines[baselines["state"] == "COMPLETE"]
     beaten = scored[(scored["flops"] >= flops) & (scored["score"] < score)]
-    return Verdict(score, flops, beaten, scored.drop(index=beaten.index))
+    return Verdict(score, flops, beaten, scored.drop(index=beaten.index), evaluator)

@@ -157,4 +157,5 @@ class RunResults:
         """How the best found architecture compares with the baselines; None when either is missing."""
         if self.best is None or self.baselines.empty:
             return None
-        return verdict(self.baselines, self.best.values[0], self.best.user_attrs["record"]["flops"]).line()
+        record = self.best.user_attrs["record"]
+        return verdict(self.baselines, self.best.values[0], record["flops"], record.get("evaluator", "")).line()

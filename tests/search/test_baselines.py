@@ -104,6 +104,7 @@ def test_verdict_names_the_baselines_beaten_at_equal_or_lower_flops():
     result = verdict(baselines, 0.8, int(1e9))
     assert list(result.beaten["baseline"]) == ["small", "big"]
     assert result.line().startswith("best found (score 0.8000, 1.000 GFLOPs) beats 2 of 2 baselines")
+    assert verdict(baselines, 0.8, int(1e9), "proxy").line().startswith("best found (proxy score 0.8000, 1.000")
 
 
 def test_pareto_page_draws_the_baselines_as_labelled_markers():
