@@ -78,6 +78,14 @@ class BaseEvaluator(abc.ABC):
     def settings(self) -> dict[str, Any]:
         """Everything that changes this evaluator's numbers, as plain JSON-able values."""
 
+    def at_rung(self, rung: int, eta: int) -> BaseEvaluator | None:
+        """This estimate at a higher fidelity, ``eta**rung`` times the training; ``None`` when it has no ladder.
+
+        Successive halving (``search/rungs.py``) takes the best of each FLOPs region up the
+        rungs. Scores that do not train (zero-cost, supernet) have a single fidelity.
+        """
+        return None
+
     def cache_key(self, arch: ArchConfig) -> str:
         """A stable key for (architecture, evaluator name, settings)."""
         blob = json.dumps(

@@ -94,6 +94,21 @@ class ProxyEvaluator(BaseEvaluator):
             out["compile"] = True
         return out
 
+    def at_rung(self, rung: int, eta: int) -> ProxyEvaluator:
+        """``eta**rung`` times the training images (and the wall-clock cap): the steps grow, the recipe stays.
+
+        More images rather than more epochs, so a higher rung also sees more of the data (mnist5k at the
+        default 500 images and eta 3: 500, 1,500, 4,500, every training image). Where the dataset has
+        fewer images than that, the subset is all of it (``stratified_subset``).
+        """
+        p, factor = self.profile, eta**rung
+        changes: dict[str, Any] = {"max_seconds": None if p.max_seconds is None else p.max_seconds * factor}
+        if p.train_subset is not None:
+            changes["train_subset"] = p.train_subset * factor
+        else:
+            changes["epochs"] = p.epochs * factor
+        return ProxyEvaluator(self.data, p.replace(**changes), str(self.device), self.precision.amp, self.compile)
+
     def tensors(self) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], DatasetInfo]:
         """``(train_x, train_y, val_x, val_y)`` at the proxy resolution, decoded once."""
         if self._tensors is None or self._info is None:
@@ -182,6 +197,7 @@ class ProxyEvaluator(BaseEvaluator):
                 if epoch + 1 < p.epochs and trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after epoch {epoch + 1} at val acc {acc:.4f}")
         result.update(
+            steps=float(p.epochs * steps),
             score=accs[-1],
             val_acc=accs[-1],
             best_val_acc=max(accs),

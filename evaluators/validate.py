@@ -112,7 +112,7 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
-def _kendall(x: np.ndarray, y: np.ndarray) -> float:
+def kendall_tau(x: np.ndarray, y: np.ndarray) -> float:
     from scipy.stats import kendalltau
 
     if len(np.unique(x)) < 2 or len(np.unique(y)) < 2:
@@ -120,7 +120,7 @@ def _kendall(x: np.ndarray, y: np.ndarray) -> float:
     return float(kendalltau(x, y).statistic)
 
 
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+def spearman_rho(x: np.ndarray, y: np.ndarray) -> float:
     from scipy.stats import spearmanr
 
     if len(np.unique(x)) < 2 or len(np.unique(y)) < 2:
@@ -263,10 +263,10 @@ def validate_proxy(
     ok = ok[np.isfinite(ok["evaluator_score"]) & np.isfinite(ok["reference_score"])]
     x, y = ok["evaluator_score"].to_numpy(float), ok["reference_score"].to_numpy(float)
     enough = len(ok) >= 3
-    tau = _kendall(x, y) if enough else math.nan
-    rho = _spearman(x, y) if enough else math.nan
-    tau_ci = bootstrap_ci(x, y, _kendall, n_boot, seed) if enough else (math.nan, math.nan)
-    rho_ci = bootstrap_ci(x, y, _spearman, n_boot, seed) if enough else (math.nan, math.nan)
+    tau = kendall_tau(x, y) if enough else math.nan
+    rho = spearman_rho(x, y) if enough else math.nan
+    tau_ci = bootstrap_ci(x, y, kendall_tau, n_boot, seed) if enough else (math.nan, math.nan)
+    rho_ci = bootstrap_ci(x, y, spearman_rho, n_boot, seed) if enough else (math.nan, math.nan)
 
     def median_fresh(col: str, cached: str) -> float:
         fresh = frame.loc[~frame[cached], col]
@@ -276,9 +276,9 @@ def validate_proxy(
     for column in TRIVIAL_BASELINES:
         b = ok[column].to_numpy(float)
         baselines[column] = {
-            "kendall_tau": _kendall(b, y) if enough else math.nan,
-            "kendall_ci95": list(bootstrap_ci(b, y, _kendall, n_boot, seed)) if enough else [math.nan, math.nan],
-            "spearman_rho": _spearman(b, y) if enough else math.nan,
+            "kendall_tau": kendall_tau(b, y) if enough else math.nan,
+            "kendall_ci95": list(bootstrap_ci(b, y, kendall_tau, n_boot, seed)) if enough else [math.nan, math.nan],
+            "spearman_rho": spearman_rho(b, y) if enough else math.nan,
         }
     summary = {
         "n": len(ok),

@@ -11,26 +11,26 @@ hand?". So every ``vitsearch run`` also scores:
 
 Baselines are recorded in the study as study attributes (``baseline:<name>``), not as trials:
 they do not count towards ``--trials``, do not teach the sampler and are not on the searched
-front. A resumed run re-scores only what is missing or was scored with other settings.
+front. They are scored at the top rung of the run (``search/rungs.py``), the fidelity of the
+pick they are held against; a resumed run scores only what is missing or was scored with other
+settings.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from vitsearch.evaluators.base import EvaluationFailed
 from vitsearch.evaluators.complexity import analytic_flops, analytic_params
 from vitsearch.space import ArchConfig, MixerConfig, get_preset
 from vitsearch.space.presets import POOL, metaformer, vit
 
 from .describe import describe
+from .rungs import RungScore, run_scores
 
 if TYPE_CHECKING:
     import optuna
@@ -109,65 +109,53 @@ def budget_baselines(budget: int, img_size: int = 224, num_classes: int = 1000) 
     return found
 
 
-def score_baselines(
-    config: SearchConfig, study: optuna.Study, on_baseline: Callable[[str, dict[str, Any]], None] | None = None
-) -> dict[str, dict[str, Any]]:
-    """Score every baseline not yet in ``study`` with these evaluator settings; record each as it finishes."""
-    settings = json.loads(json.dumps(config.evaluator.settings(), default=str))
-    records = {}
-    for name, arch in budget_baselines(config.budget, config.img_size, config.num_classes).items():
-        key = ATTR_PREFIX + name
-        record = study.user_attrs.get(key)
-        if record is None or record.get("digest") != arch.digest() or record.get("evaluator_settings") != settings:
-            record = _score(config, arch, settings)
-            study.set_user_attr(key, record)
-            if on_baseline is not None:
-                on_baseline(name, record)
-        records[name] = record
-    return records
+def record_baselines(config: SearchConfig, study: optuna.Study) -> dict[str, ArchConfig]:
+    """Write each baseline's architecture and costs into ``study`` (no scoring); name -> architecture.
+
+    They are scored by the rungs (``search/rungs.py``), at the top rung, like the pick they are held
+    against; their scores are read back from there (``baselines_frame``).
+    """
+    found = budget_baselines(config.budget, config.img_size, config.num_classes)
+    for name, arch in found.items():
+        record = {
+            "arch": arch.to_dict(),
+            "digest": arch.digest(),
+            "flops": analytic_flops(arch, config.img_size, config.in_chans, config.num_classes),
+            "params": analytic_params(arch, config.img_size, config.in_chans, config.num_classes),
+        }
+        if study.user_attrs.get(ATTR_PREFIX + name) != record:
+            study.set_user_attr(ATTR_PREFIX + name, record)
+    return found
 
 
-def _score(config: SearchConfig, arch: ArchConfig, settings: dict[str, Any]) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "arch": arch.to_dict(),
-        "digest": arch.digest(),
-        "flops": analytic_flops(arch, config.img_size, config.in_chans, config.num_classes),
-        "params": analytic_params(arch, config.img_size, config.in_chans, config.num_classes),
-        "evaluator": config.evaluator.name,
-        "evaluator_settings": settings,
-    }
-    started = time.monotonic()
-    try:
-        record["score"] = float(config.evaluator.evaluate(arch, None)["score"])
-        record["state"] = "COMPLETE"
-    except EvaluationFailed as err:
-        record["state"], record["fail_reason"] = "FAIL", err.reason
-    except Exception as err:  # noqa: BLE001 - a baseline the evaluator cannot score is reported, not fatal
-        record["state"], record["fail_reason"] = "FAIL", f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
-    record["seconds"] = time.monotonic() - started
-    return record
-
-
-def baselines_frame(study: optuna.Study) -> pd.DataFrame:
-    """One row per recorded baseline: name, state, score, FLOPs, params, the architecture in words."""
+def baselines_frame(study: optuna.Study, scores: dict[str, dict[int, RungScore]] | None = None) -> pd.DataFrame:
+    """One row per baseline: name, state, score at the highest rung it has, FLOPs, params, architecture."""
+    scores = run_scores(study) if scores is None else scores
     rows = []
     for key, record in sorted(study.user_attrs.items()):
         if not key.startswith(ATTR_PREFIX):
             continue
+        by_rung = scores.get(record["digest"], {})
+        score = by_rung[max(by_rung)] if by_rung else None
         rows.append(
             {
                 "baseline": key[len(ATTR_PREFIX) :],
-                "state": record.get("state"),
-                "score": record.get("score"),
+                "state": score.state if score else "WAITING",
+                "score": score.score if score else None,
+                "rung": score.fidelity.rung if score else None,
+                "fidelity": score.fidelity.label() if score else "",
                 "gflops": record["flops"] / 1e9,
                 "flops": record["flops"],
                 "params": record["params"],
                 "architecture": describe(ArchConfig.from_dict(record["arch"])),
-                "seconds": record.get("seconds"),
-                "fail_reason": record.get("fail_reason"),
+                "seconds": score.seconds if score else None,
+                "fail_reason": score.reason if score and score.reason else None,
             }
         )
-    columns = ["baseline", "state", "score", "gflops", "flops", "params", "architecture", "seconds", "fail_reason"]
+    columns = [
+        "baseline", "state", "score", "rung", "fidelity", "gflops", "flops", "params", "architecture", "seconds",
+        "fail_reason",
+    ]  # fmt: skip
     return pd.DataFrame(rows, columns=columns).sort_values("flops", ignore_index=True)
 
 
@@ -196,8 +184,10 @@ class Verdict:
         return f"{head} beats {len(self.beaten)} of {len(self.beaten) + len(self.unbeaten)} baselines: {names}"
 
 
-def verdict(baselines: pd.DataFrame, score: float, flops: int, evaluator: str = "") -> Verdict:
-    """Beaten: a baseline that needs at least ``flops`` and scores less than ``score``."""
+def verdict(baselines: pd.DataFrame, score: float, flops: int, evaluator: str = "", rung: int | None = None) -> Verdict:
+    """Beaten: a baseline that needs at least ``flops`` and scores less than ``score``, at the same rung."""
     scored = baselines[baselines["state"] == "COMPLETE"]
+    if rung is not None:
+        scored = scored[scored["rung"] == rung]
     beaten = scored[(scored["flops"] >= flops) & (scored["score"] < score)]
     return Verdict(score, flops, beaten, scored.drop(index=beaten.index), evaluator)

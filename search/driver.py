@@ -7,9 +7,12 @@ its trial carries a positive constraint value so TPE / NSGA-II learn to avoid th
 ``--trials`` counts evaluated architectures; rejected and duplicate samples are recorded but
 cost nothing and do not count.
 
-Optuna does not prune multi-objective trials, so a training evaluator reports its
-per-epoch accuracy to a *shadow* single-objective study (``<study>:pruning``, same storage)
-whose pruner decides; the decision ends the real trial as PRUNED.
+Once ``--trials`` are in, the best of each FLOPs region go up the rungs of successive halving
+(``search.rungs``), where the baselines are scored too; the pick is made at the top rung.
+
+Optuna does not prune multi-objective trials, so with ``--pruner`` other than ``none`` a
+training evaluator reports its per-epoch accuracy to a *shadow* single-objective study
+(``<study>:pruning``, same storage) whose pruner decides; the decision ends the real trial as PRUNED.
 
 The run plan (``search.plan``) is checked once; one trial's steps are ``search.trial``.
 """
@@ -38,6 +41,7 @@ from .plan import (
     sample_under_budget,
     sampler_for,
 )
+from .rungs import Job, Rungs, RungScore, run_rungs
 from .trial import POLL_SECONDS, PhaseClock, TrialContext, TrialOutcome, one_trial, phase, slots
 
 # Re-exported: notebooks, benchmarks (studies/bench_*.py) and tests import these from the driver.
@@ -77,6 +81,7 @@ def run_search(
     on_trial: Callable[[TrialOutcome, optuna.Study], None] | None = None,
     clock: PhaseClock | None = None,
     opened: OpenStudy | None = None,
+    on_job: Callable[[Job, RungScore], None] | None = None,
 ) -> SearchResult:
     """Run (or resume) a study until ``config.trials`` architectures are evaluated.
 
@@ -89,6 +94,7 @@ def run_search(
         on_trial: called after every trial of this process (progress display).
         clock: times the driver's phases per trial (benchmarks); ``None`` = not timed.
         opened: the study this process already opened from ``plan`` (default: opened here).
+        on_job: called after every rung job of this process (``search.rungs``: promotions, baselines).
     """
     plan = plan if isinstance(plan, RunPlan) else RunPlan.check(plan)
     config = plan.config
@@ -133,6 +139,8 @@ def run_search(
                     f"{errors_in_a_row} evaluations in a row failed with an unexpected error, the last: "
                     f"{outcome.reason} (see `vitsearch show` for every failure)"
                 )
+        if config.timeout is None or time.monotonic() - started <= config.timeout:
+            run_rungs(Rungs(config, plan.baselines), study, lock, on_job)
     return result
 
 

@@ -10,7 +10,6 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
 
 import optuna
 import torch
@@ -18,9 +17,10 @@ import torch
 from vitsearch.evaluators.latency import torch_threads
 from vitsearch.evaluators.training.device import worker_gpus
 
-from .baselines import score_baselines
+from .baselines import record_baselines
 from .driver import run_search
 from .plan import OpenStudy, RunPlan
+from .rungs import Job, RungScore
 from .trial import TrialOutcome
 
 
@@ -28,22 +28,22 @@ def run_plan(
     plan: RunPlan,
     opened: OpenStudy,
     on_trial: Callable[[TrialOutcome, optuna.Study], None] | None = None,
-    on_baseline: Callable[[str, dict[str, Any]], None] | None = None,
+    on_job: Callable[[Job, RungScore], None] | None = None,
     on_idle: Callable[[], None] | None = None,
 ) -> None:
-    """Score the baselines (the other workers search meanwhile), search, then wait for the other workers.
+    """Record the baselines, search and climb the rungs in every worker, then wait for the other workers.
 
     Args:
         plan: the checked run; each worker process receives it too.
         opened: this process's study, opened from ``plan`` once.
-        on_trial, on_baseline: called after each trial or baseline of this process.
+        on_trial, on_job: called after each trial or rung job (promotion, baseline) of this process.
         on_idle: called about every second while the other workers finish.
     """
+    if plan.baselines:
+        record_baselines(plan.config, opened.study)
     with WorkerPool(plan) as pool:
         with torch_threads(pool.threads_per_worker):
-            if plan.config.baselines:
-                score_baselines(plan.config, opened.study, on_baseline)
-            run_search(plan, on_trial=on_trial, opened=opened)
+            run_search(plan, on_trial=on_trial, opened=opened, on_job=on_job)
         pool.wait(on_idle or (lambda: None))
 
 
@@ -92,7 +92,7 @@ class WorkerPool:
 
 
 def worker_main(plan: RunPlan, threads: int | None, gpu: str | None = None) -> None:
-    """One extra worker process: the search loop, quiet; SIGTERM fails and re-queues its trial.
+    """One extra worker process: the search loop and the rungs, quiet; SIGTERM fails and re-queues its trial.
 
     ``gpu`` becomes this process's only visible GPU (set before CUDA starts, so ``cuda`` is it).
     """

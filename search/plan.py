@@ -80,7 +80,9 @@ class SearchConfig:
     latency_objective: bool = False  # also minimise the measured latency
     latency: timing.LatencySettings = field(default_factory=timing.LatencySettings)
     workers: int = 1  # processes on this machine (run_with_progress starts them; run_search is one)
-    baselines: bool = True  # score the hand-designed baselines too (search.baselines; run_with_progress)
+    baselines: bool = True  # score the hand-designed baselines too, at the top rung (search.baselines)
+    rungs: int = 3  # successive halving: rung r trains eta**r times as long (search.rungs); 1 = no promotion
+    eta: int = 3  # each rung keeps 1/eta of the rung below
     heartbeat_interval: float = shared_study.HEARTBEAT_INTERVAL
     grace_period: float = shared_study.GRACE_PERIOD
 
@@ -164,6 +166,7 @@ class RunPlan:
     config: SearchConfig
     sampler: str  # tpe, nsga2 or random (``auto`` resolved by the trial count)
     smallest_flops: int  # of the space's smallest architecture, within the budget
+    baselines: dict[str, ArchConfig] = field(default_factory=dict)  # name -> architecture, scored at the top rung
 
     @classmethod
     def check(cls, config: SearchConfig) -> RunPlan:
@@ -178,7 +181,12 @@ class RunPlan:
             raise ConfigError("--pruner", str(err)) from None
         if config.workers > 1 and config.storage is None:
             raise ConfigError("--workers", "needs a storage that processes share (not in-memory)")
-        return cls(config, sampler, smallest_flops)
+        if config.rungs < 1 or config.eta < 2:
+            raise ConfigError("--rungs" if config.rungs < 1 else "--eta", "rungs must be >= 1 and eta >= 2")
+        from .baselines import budget_baselines
+
+        found = budget_baselines(config.budget, config.img_size, config.num_classes) if config.baselines else {}
+        return cls(config, sampler, smallest_flops, found)
 
     def open(self) -> OpenStudy:
         """Open (or create) the study and its shadow; refuse a study recorded with other settings."""

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 
 from vitsearch.space.files import atomic_write_text
 
-from .results import RunResults
+from .results import RunResults, top_rung
 
 # Label placement works in approximate screen pixels: a 540 px figure (plotly's margins leave a 360 px
 # plot area) about 860 px wide at the usual window width.
@@ -45,10 +45,14 @@ def _get_pareto_info(results: RunResults) -> ParetoInfo:
     """The study's one front (``RunResults.front``, over all its objectives), the rest, the scored baselines."""
     trials, front, baselines = results.trials, results.front, results.baselines
     evaluated = trials[trials["state"] == "COMPLETE"]
+    rung = top_rung(trials)
+    if rung is not None:  # one axis, one fidelity: lower rungs' scores are not comparable across sizes
+        evaluated = evaluated[evaluated["rung"] == rung]
+        baselines = baselines[baselines["rung"] == rung]
     others = evaluated.drop(index=front.index, errors="ignore")
     evaluators = sorted(set(trials["evaluator"])) if "evaluator" in trials else []
     scored = baselines[baselines["state"] == "COMPLETE"]
-    label = f"score ({', '.join(evaluators) or 'none'})"
+    label = f"score ({results.fidelity or ', '.join(evaluators) or 'none'})"
     return ParetoInfo(results.budget / 1e9, front, others, label, scored, results.objectives)
 
 
@@ -68,7 +72,7 @@ def _get_pareto_plot(info: ParetoInfo) -> go.Figure:
             x=info.others["gflops"],
             y=info.others["score"],
             mode="markers",
-            name="dominated",
+            name="dominated (same fidelity)",
             marker={"color": "lightgray", "size": 8, "opacity": 0.6},
             hovertext=_hover(info.others),
             hoverinfo="text",

@@ -16,12 +16,26 @@ from vitsearch.space import ArchConfig
 
 from .baselines import baselines_frame, verdict
 from .describe import describe
+from .rungs import RungScore, run_scores
 
-COLUMNS = ["trial", "state", "score", "gflops", "flops", "params", "within_budget", "digest", "architecture", "seconds"]
+COLUMNS = [
+    "trial", "state", "score", "rung", "fidelity", "gflops", "flops", "params", "within_budget", "digest",
+    "architecture", "seconds",
+]  # fmt: skip
 
 
-def trials_frame(study: optuna.Study) -> pd.DataFrame:
-    """One row per trial with the architecture, its complexity and its score."""
+def _highest(by_rung: dict[int, RungScore]) -> RungScore | None:
+    """The score of the highest rung an architecture completed (None: none yet)."""
+    done = [s for s in by_rung.values() if s.complete]
+    return max(done, key=lambda s: s.fidelity.rung) if done else None
+
+
+def trials_frame(study: optuna.Study, scores: dict[str, dict[int, RungScore]] | None = None) -> pd.DataFrame:
+    """One row per trial: the architecture, its complexity, its score at the highest fidelity it reached.
+
+    ``score`` is at ``rung`` (``fidelity`` says what that rests on); ``score_rung<r>`` has each rung's.
+    """
+    scores = run_scores(study) if scores is None else scores
     rows: list[dict[str, Any]] = []
     for t in study.get_trials(deepcopy=False):
         record, result = t.user_attrs.get("record"), t.user_attrs.get("result", {})
@@ -35,11 +49,16 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             state = "DUPLICATE"
         elif result.get("unused"):
             state = "UNUSED"  # sampled by a parallel worker after the last slot was taken
+        by_rung = scores.get(record["digest"], {}) if state == "COMPLETE" else {}
+        top = _highest(by_rung)
         rows.append(
             {
                 "trial": t.number,
                 "state": state,
-                "score": result.get("score"),
+                "score": top.score if top is not None else result.get("score"),
+                "rung": top.fidelity.rung if top is not None else None,
+                "fidelity": top.fidelity.label() if top is not None else "",
+                **{f"score_rung{r}": by_rung[r].score for r in sorted(by_rung)},
                 "gflops": record["flops"] / 1e9,
                 "flops": record["flops"],
                 "params": record["params"],
@@ -59,9 +78,18 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     return frame
 
 
+def top_rung(trials: pd.DataFrame) -> int | None:
+    """The highest rung any evaluated trial within budget reached: where the front and the pick are made."""
+    done = trials[(trials["state"] == "COMPLETE") & trials["within_budget"]] if not trials.empty else trials
+    return None if done.empty or done["rung"].isna().all() else int(done["rung"].max())
+
+
 def pareto_frame(trials: pd.DataFrame, objectives: tuple[str, ...] = ("flops",)) -> pd.DataFrame:
-    """Non-dominated evaluated trials within budget: higher score, lower ``objectives``."""
+    """Non-dominated evaluated trials within budget at the top rung: higher score, lower ``objectives``."""
     done = trials[(trials["state"] == "COMPLETE") & trials["within_budget"]].copy()
+    rung = top_rung(trials)
+    if rung is not None:  # sizes are compared only at the top rung: lower rungs favour small models
+        done = done[done["rung"] == rung].drop_duplicates("digest")
     if done.empty:
         return done
     keep = []
@@ -76,16 +104,20 @@ def pareto_frame(trials: pd.DataFrame, objectives: tuple[str, ...] = ("flops",))
     return done.loc[keep].sort_values("flops")
 
 
-def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    """The most accurate evaluated trial within budget (ties: fewer FLOPs)."""
-    candidates = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if t.user_attrs.get("result", {}).get("evaluated") and max(t.user_attrs["record"]["constraint"]) <= 0
-    ]
+def best_trial(
+    study: optuna.Study, scores: dict[str, dict[int, RungScore]] | None = None
+) -> optuna.trial.FrozenTrial | None:
+    """The most accurate evaluated trial within budget at the highest rung reached (ties: fewer FLOPs)."""
+    scores = run_scores(study) if scores is None else scores
+    candidates = []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if t.user_attrs.get("result", {}).get("evaluated") and max(t.user_attrs["record"]["constraint"]) <= 0:
+            top = _highest(scores.get(t.user_attrs["record"]["digest"], {}))
+            if top is not None:
+                candidates.append((top.fidelity.rung, top.score, -t.user_attrs["record"]["flops"], -t.number, t))
     if not candidates:
         return None
-    return max(candidates, key=lambda t: (t.values[0], -t.user_attrs["record"]["flops"]))
+    return max(candidates, key=lambda c: c[:4])[-1]
 
 
 def arch_of(study: optuna.Study, number: int | None = None) -> tuple[ArchConfig, optuna.trial.FrozenTrial]:
@@ -141,10 +173,25 @@ class RunResults:
     @classmethod
     def of(cls, study: optuna.Study) -> RunResults:
         objectives = objective_columns(study)
-        trials = trials_frame(study)
+        scores = run_scores(study)
+        trials = trials_frame(study, scores)
         front = pareto_frame(trials, objectives)
         budget = study.user_attrs["search"]["budget"]
-        return cls(study, budget, objectives, trials, front, baselines_frame(study), best_trial(study))
+        best = best_trial(study, scores)
+        return cls(study, budget, objectives, trials, front, baselines_frame(study, scores), best)
+
+    @property
+    def best_row(self) -> pd.Series | None:
+        """The best trial's row of the trials table: its score and fidelity at the top rung."""
+        if self.best is None:
+            return None
+        return self.trials[self.trials["trial"] == self.best.number].iloc[0]
+
+    @property
+    def fidelity(self) -> str:
+        """What the front's and the pick's scores rest on, e.g. ``proxy rung 2, 1125 steps``."""
+        row = self.best_row
+        return "" if row is None else str(row["fidelity"])
 
     @property
     def failures(self) -> pd.DataFrame:
@@ -155,7 +202,7 @@ class RunResults:
 
     def verdict_line(self) -> str | None:
         """How the best found architecture compares with the baselines; None when either is missing."""
-        if self.best is None or self.baselines.empty:
+        row = self.best_row
+        if row is None or self.baselines.empty:
             return None
-        record = self.best.user_attrs["record"]
-        return verdict(self.baselines, self.best.values[0], record["flops"], record.get("evaluator", "")).line()
+        return verdict(self.baselines, row["score"], row["flops"], row["fidelity"], row["rung"]).line()

@@ -13,7 +13,7 @@ import math
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import optuna
@@ -27,6 +27,7 @@ from . import optuna_private as private
 from . import workers as shared_study
 from .latency_gate import LatencyGate
 from .plan import SearchConfig
+from .rungs import Fidelity
 
 POLL_SECONDS = 0.5  # how often a waiting worker looks at the study again
 
@@ -341,6 +342,8 @@ def _evaluate(
             result["shadow_trial"] = pruning.shadow.number
     outcome.seconds = result["seconds"] = time.monotonic() - started
     outcome.state = state.name
+    steps = metrics.get("steps") if state == optuna.trial.TrialState.COMPLETE else None
+    result["fidelity"] = asdict(Fidelity(0, None if steps is None else int(steps), config.evaluator.name))
     if state == optuna.trial.TrialState.COMPLETE:
         outcome.score = result["score"] = score
         result["metrics"] = {

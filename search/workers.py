@@ -293,7 +293,7 @@ def new_held_trial(study: optuna.Study, heartbeat: Heartbeat, user_attrs: dict[s
 # --- stale trials -------------------------------------------------------------------------------
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -312,7 +312,7 @@ class Reaper:
 
     def stale_reason(self, trial: optuna.trial.FrozenTrial, now: float) -> str | None:
         beat = trial.system_attrs.get(BEAT_KEY)
-        if beat and beat["host"] == HOST and beat["pid"] != os.getpid() and not _process_alive(beat["pid"]):
+        if beat and beat["host"] == HOST and beat["pid"] != os.getpid() and not process_alive(beat["pid"]):
             return f"its worker (pid {beat['pid']} on {HOST}) died"
         key = (beat or {}).get("n"), (beat or {}).get("pid"), (beat or {}).get("host")
         last, since = self.seen.get(private.trial_id(trial), (None, now))

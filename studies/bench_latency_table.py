@@ -26,7 +26,7 @@ import optuna
 from vitsearch.evaluators.complexity import analytic_flops
 from vitsearch.evaluators.latency import LatencySettings, arch_latency_ms
 from vitsearch.evaluators.latency_table import LatencyTable
-from vitsearch.evaluators.validate import _kendall, _spearman, bootstrap_ci
+from vitsearch.evaluators.validate import bootstrap_ci, kendall_tau, spearman_rho
 from vitsearch.space.search_space import SearchSpace
 
 HERE = Path(__file__).resolve().parent
@@ -103,8 +103,8 @@ def report(rows: list[dict], table_s: float, measured_s: float, parts: int, args
     print("| predictor of measured latency | Spearman rho [95% CI] | Kendall tau [95% CI] |")
     print("|---|---|---|")
     for name, x in (("latency table (sum of parts)", pred), ("FLOPs", flops)):
-        rho, tau = _spearman(x, meas), _kendall(x, meas)
-        rci, tci = bootstrap_ci(x, meas, _spearman, 1000), bootstrap_ci(x, meas, _kendall, 1000)
+        rho, tau = spearman_rho(x, meas), kendall_tau(x, meas)
+        rci, tci = bootstrap_ci(x, meas, spearman_rho, 1000), bootstrap_ci(x, meas, kendall_tau, 1000)
         print(f"| {name} | {rho:.3f} [{rci[0]:.3f}, {rci[1]:.3f}] | {tau:.3f} [{tci[0]:.3f}, {tci[1]:.3f}] |")
     print(
         f"\nRelative error |predicted - measured| / measured: median {statistics.median(rel):.1%}, "

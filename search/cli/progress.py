@@ -134,10 +134,10 @@ class SearchProgress:
                 highlight=False,
             )
 
-    def baseline(self, name: str, record: dict) -> None:
-        """A hand-designed baseline was scored (before the search's own trials)."""
-        score = f"score {record['score']:.4f}" if record["state"] == "COMPLETE" else record["fail_reason"]
-        line = f"baseline {name}: {score}, {record['flops'] / 1e9:.3f} GFLOPs, {record['seconds']:.1f}s"
+    def job(self, job, score) -> None:
+        """A rung job (a promoted architecture or a baseline, ``search.rungs``) was scored."""
+        what = f"score {score.score:.4f}" if score.complete else score.reason
+        line = f"{score.fidelity.label()}: {job.digest} {what}, {score.seconds:.1f}s"
         self.console.print(line, highlight=False)  # with a live view, rich prints it above the view
 
     def idle(self) -> None:

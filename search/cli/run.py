@@ -83,6 +83,23 @@ def run(
     ] = None,
     amp: Annotated[str | None, typer.Option("--amp", help="Proxy mixed precision: auto, bf16, fp16, off.")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile each proxy trial's model.")] = False,
+    rungs: Annotated[
+        int,
+        typer.Option(
+            "--rungs",
+            min=1,
+            help="Successive halving: the best 1/eta of each rung, by Pareto rank of (score, FLOPs), train eta "
+            "times as long at the next; the pick is made at the top rung. 1 = no promotion.",
+        ),
+    ] = 3,
+    eta: Annotated[int, typer.Option("--eta", min=2, help="Each rung keeps 1/eta of the one below.")] = 3,
+    fit_space: Annotated[
+        bool,
+        typer.Option(
+            "--fit-space/--no-fit-space",
+            help="Scale the space's widths and depths so its draws spread over the budget (AutoFormer-style).",
+        ),
+    ] = True,
     baselines: Annotated[
         bool,
         typer.Option(
@@ -104,6 +121,10 @@ def run(
     except ValueError as err:
         raise ConfigError("", str(err)) from None
     search_space = resolve_space(space)
+    if fit_space:
+        from vitsearch.space.budget_fit import fit_to_budget
+
+        search_space = fit_to_budget(search_space, budget_flops, img_size, num_classes)
     study_name = study or f"{search_space.name}-{budget_flops / 1e9:g}G"
     out = writable_folder(out or Path("studies") / "runs" / study_name, "--out")
     options = parse_settings(settings or [])
@@ -130,6 +151,8 @@ def run(
         params_objective=params_objective,
         workers=workers,
         baselines=baselines,
+        rungs=rungs,
+        eta=eta,
         **_latency_options(max_latency, latency_objective, latency_backend, latency_threads, latency_method),
     )
     plan = RunPlan.check(config)  # budget, sampler, pruner, storage: checked here, once, before any write
@@ -172,14 +195,14 @@ def run_with_progress(plan: RunPlan, out: Path) -> None:
     console.print(
         f"space {config.space.name!r} ({config.space.size():.3g} architectures, smallest "
         f"{plan.smallest_flops / 1e9:.3f} GFLOPs), budget {config.budget / 1e9:g} GFLOPs at {config.img_size}px, "
-        f"evaluator {config.evaluator.name}, sampler {plan.sampler}; "
+        f"evaluator {config.evaluator.name} ({config.rungs} rungs, eta {config.eta}), sampler {plan.sampler}; "
         + (f"resuming at {already}/{config.trials}" if already else f"{config.trials} trials")
         + (f"; {config.workers} workers" if config.workers > 1 else ""),
         highlight=False,
     )
     try:
         with SearchProgress(config, already, opened.study) as progress:
-            run_plan(plan, opened, progress, progress.baseline, progress.idle)
+            run_plan(plan, opened, progress, progress.job, progress.idle)
     finally:  # an interrupted run still leaves consistent files for what it finished
         results = RunResults.of(opened.study)
         written = write_outputs(results, out)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vitsearch.evaluators.validate import _kendall, _spearman, bootstrap_ci
+from vitsearch.evaluators.validate import bootstrap_ci, kendall_tau, spearman_rho
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -66,10 +66,10 @@ def agreement(a: dict[str, float], b: dict[str, float], n_boot: int) -> dict[str
         return {"n": len(shared), "tau": math.nan, "tau_ci": nan, "rho": math.nan, "rho_ci": nan}
     return {
         "n": len(shared),
-        "tau": _kendall(x, y),
-        "tau_ci": bootstrap_ci(x, y, _kendall, n_boot),
-        "rho": _spearman(x, y),
-        "rho_ci": bootstrap_ci(x, y, _spearman, n_boot),
+        "tau": kendall_tau(x, y),
+        "tau_ci": bootstrap_ci(x, y, kendall_tau, n_boot),
+        "rho": spearman_rho(x, y),
+        "rho_ci": bootstrap_ci(x, y, spearman_rho, n_boot),
     }
 
 
@@ -86,11 +86,11 @@ def paired_difference(
     diffs = []
     for _ in range(n_boot):
         i = rng.integers(0, len(shared), len(shared))
-        d = _kendall(x[i], t[i]) - _kendall(y[i], t[i])
+        d = kendall_tau(x[i], t[i]) - kendall_tau(y[i], t[i])
         if math.isfinite(d):
             diffs.append(d)
     low, high = np.percentile(diffs, [2.5, 97.5]) if diffs else (math.nan, math.nan)
-    return _kendall(x, t) - _kendall(y, t), (float(low), float(high)), len(shared)
+    return kendall_tau(x, t) - kendall_tau(y, t), (float(low), float(high)), len(shared)
 
 
 def choose_default(archs: list[dict[str, str]], ref: list[dict[str, str]], cheap: list[dict[str, str]], **kw) -> str:
@@ -177,7 +177,7 @@ def flops_bands(archs: list[dict[str, str]], ref: list[dict[str, str]], cheap: l
         ids = [shared[i] for i in part]
         x, y = np.array([truth[k] for k in ids]), np.array([proxy[k] for k in ids])
         span = f"{flops[ids[0]] / 1e9:.2f}-{flops[ids[-1]] / 1e9:.2f}"
-        lines.append(f"| {span} | {len(ids)} | {x.mean():.3f} | {y.mean():.3f} | {_kendall(x, y):.2f} |")
+        lines.append(f"| {span} | {len(ids)} | {x.mean():.3f} | {y.mean():.3f} | {kendall_tau(x, y):.2f} |")
     return "\n".join(lines)
 
 
