@@ -48,7 +48,7 @@ def _get_pareto_info(results: RunResults) -> ParetoInfo:
     rung = top_rung(trials)
     if rung is not None:  # one axis, one fidelity: lower rungs' scores are not comparable across sizes
         evaluated = evaluated[evaluated["rung"] == rung]
-        baselines = baselines[baselines["rung"] == rung]
+        baselines = baselines[baselines["rung"] == rung] if "rung" in baselines else baselines
     others = evaluated.drop(index=front.index, errors="ignore")
     evaluators = sorted(set(trials["evaluator"])) if "evaluator" in trials else []
     scored = baselines[baselines["state"] == "COMPLETE"]

@@ -80,7 +80,9 @@ def trials_frame(study: optuna.Study, scores: dict[str, dict[int, RungScore]] | 
 
 def top_rung(trials: pd.DataFrame) -> int | None:
     """The highest rung any evaluated trial within budget reached: where the front and the pick are made."""
-    done = trials[(trials["state"] == "COMPLETE") & trials["within_budget"]] if not trials.empty else trials
+    if trials.empty or "rung" not in trials:
+        return None
+    done = trials[(trials["state"] == "COMPLETE") & trials["within_budget"]]
     return None if done.empty or done["rung"].isna().all() else int(done["rung"].max())
 
 

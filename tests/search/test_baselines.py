@@ -13,11 +13,13 @@ from vitsearch.search.baselines import (
     FAMILIES,
     baselines_frame,
     budget_baselines,
+    record_baselines,
     scaled_to_budget,
-    score_baselines,
     verdict,
 )
-from vitsearch.search.driver import SearchConfig, evaluated_count, run_search
+from vitsearch.search.driver import RunPlan, SearchConfig, evaluated_count, run_search
+from vitsearch.search.rungs import Rungs, run_rungs
+from vitsearch.search.workers import decision_lock
 from vitsearch.search.plots import _get_pareto_info, _get_pareto_plot
 from vitsearch.search.results import RunResults, pareto_frame
 
@@ -58,33 +60,45 @@ def _config(toy_space, evaluator, budget=int(2e9)) -> SearchConfig:
     return SearchConfig(space=toy_space, evaluator=evaluator, budget=budget, trials=4, sampler="random", seed=0)
 
 
+def _score_baselines(config: SearchConfig, study: optuna.Study) -> list[str]:
+    """What a run does with its baselines: record them, then score them as rung jobs; the digests scored."""
+    plan = RunPlan.check(config)
+    record_baselines(config, study)
+    seen: list[str] = []
+    run_rungs(Rungs(config, plan.baselines), study, decision_lock(None, "b"), lambda job, _: seen.append(job.digest))
+    return seen
+
+
 def test_baselines_are_study_attrs_scored_once_and_never_trials(toy_space):
-    evaluator = FlakyEvaluator()
+    evaluator = FlakyEvaluator()  # no higher fidelity: the baselines are scored at rung 0
     config = _config(toy_space, evaluator)
     study = optuna.create_study(directions=config.directions)
-    seen = []
-    records = score_baselines(config, study, lambda name, record: seen.append(name))
-    assert set(records) == set(budget_baselines(config.budget)) == set(seen)
+    seen = _score_baselines(config, study)
+    found = budget_baselines(config.budget)
+    assert sorted(seen) == sorted(arch.digest() for arch in found.values())
     assert study.get_trials() == []  # not trials: no --trials slot, nothing for the sampler
-    assert records["poolformer_s12"]["state"] == "FAIL" and records["poolformer_s12"]["fail_reason"]
-    assert records["deit_tiny"]["state"] == "COMPLETE"
+    frame = baselines_frame(study).set_index("baseline")
+    assert set(frame.index) == set(found)
+    assert frame.at["poolformer_s12", "state"] == "FAIL" and frame.at["poolformer_s12", "fail_reason"]
+    assert frame.at["deit_tiny", "state"] == "COMPLETE" and frame.at["deit_tiny", "rung"] == 0
     calls = len(evaluator.seen)
-    score_baselines(config, study)  # a resumed run: nothing to score again
+    assert _score_baselines(config, study) == []  # a resumed run: nothing to score again
     assert len(evaluator.seen) == calls
     config.evaluator = FlakyEvaluator(budget=int(2e9))  # other settings: scored again
-    score_baselines(config, study)
-    assert len(config.evaluator.seen) == calls
+    assert len(_score_baselines(config, study)) == len(found)
     frame = baselines_frame(study)
-    assert list(frame["flops"]) == sorted(frame["flops"]) and set(frame["baseline"]) == set(records)
+    assert list(frame["flops"]) == sorted(frame["flops"])
 
 
 def test_the_search_counts_only_its_own_trials(toy_space, tmp_path):
     config = _config(toy_space, CountingEvaluator(), budget=int(2e9))
     config.storage = f"sqlite:///{tmp_path / 'study.db'}"
-    result = run_search(config)
-    score_baselines(config, result.study)
+    plan = RunPlan.check(config)
+    record_baselines(config, plan.open().study)
+    result = run_search(plan)  # the baselines are scored as rung jobs after the search
     assert evaluated_count(result.study) == config.trials
-    assert not baselines_frame(result.study).empty
+    frame = baselines_frame(result.study)
+    assert not frame.empty and (frame["state"] == "COMPLETE").all()
 
 
 def _baselines(*rows) -> pd.DataFrame:
