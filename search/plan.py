@@ -20,7 +20,7 @@ import optuna
 from vitsearch.evaluators import latency as timing
 from vitsearch.evaluators.base import BaseEvaluator
 from vitsearch.evaluators.complexity import analytic_flops
-from vitsearch.evaluators.pruners import DEFAULT_PRUNER, make_pruner
+from vitsearch.evaluators.pruners import make_pruner
 from vitsearch.space import ArchConfig, ConfigError
 from vitsearch.space.registry import Registry, UnknownNameError
 from vitsearch.space.search_space import SearchSpace
@@ -73,7 +73,7 @@ class SearchConfig:
     seed: int | None = 0
     storage: str | None = None  # any Optuna storage URL; None = in memory
     study_name: str = "vitsearch"
-    pruner: str = DEFAULT_PRUNER  # measured best in evaluators/pruners.py
+    pruner: str = "none"  # the rungs stop the weak; DEFAULT_PRUNER (pareto) is the best pruner when one is wanted
     params_objective: bool = False
     timeout: float | None = None  # seconds for this invocation
     max_latency_ms: float | None = None  # latency cap measured on this machine (see LatencyGate)

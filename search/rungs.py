@@ -132,6 +132,7 @@ class Job:
     rung: int
     digest: str
     arch: ArchConfig
+    name: str = ""  # a baseline's name; empty for a promoted architecture
 
     @property
     def score_key(self) -> str:
@@ -173,7 +174,7 @@ class Rungs:
             yield self.baseline_jobs(0), scores
 
     def baseline_jobs(self, rung: int) -> list[Job]:
-        return [Job(rung, arch.digest(), arch) for arch in self.baselines.values()]
+        return [Job(rung, arch.digest(), arch, name) for name, arch in self.baselines.items()]
 
     def next_job(self, study: optuna.Study) -> tuple[Job | None, bool]:
         """(a job to claim, or None; whether others are still working on the schedule)."""

@@ -315,13 +315,14 @@ def _evaluate(
     ctx: TrialContext, trial: optuna.Trial, arch: ArchConfig, objectives: list[float], outcome: TrialOutcome
 ) -> TrialOutcome:
     config, study = ctx.config, ctx.study
-    pruning = _PruningTrial(ctx, trial, outcome.flops)
+    # No pruner, no shadow study: nothing is written that would decide nothing (the rungs do the stopping).
+    pruning = _PruningTrial(ctx, trial, outcome.flops) if config.pruner != "none" else None
     started = time.monotonic()
     result: dict[str, Any] = {"evaluated": True}
     state = optuna.trial.TrialState.COMPLETE
     try:
         with phase(ctx, "evaluate"):
-            metrics = config.evaluator.evaluate(arch, pruning)
+            metrics = config.evaluator.evaluate(arch, pruning)  # type: ignore[arg-type]
         score = float(metrics["score"])
         if not math.isfinite(score):
             raise EvaluationFailed(f"non-finite score {score}")
@@ -337,7 +338,7 @@ def _evaluate(
         result["traceback"] = traceback.format_exc(limit=-8)[-4000:]
         _release_memory()
     finally:
-        if pruning.shadow is not None:
+        if pruning is not None and pruning.shadow is not None:
             ctx.heartbeat.release(private.trial_id(pruning.shadow))
             result["shadow_trial"] = pruning.shadow.number
     outcome.seconds = result["seconds"] = time.monotonic() - started
@@ -354,7 +355,7 @@ def _evaluate(
             trial.set_user_attr("result", result)
             complete = state == optuna.trial.TrialState.COMPLETE
             private.tell(study, trial, [score, *objectives] if complete else None, None if complete else state)
-            if pruning.shadow is not None:
+            if pruning is not None and pruning.shadow is not None:
                 private.tell(ctx.shadow, pruning.shadow, score if complete else None, None if complete else state)
     except optuna.exceptions.UpdateFinishedTrialError:
         # Another worker took this one for dead (no heartbeat for the grace period) and re-queued it.

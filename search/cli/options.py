@@ -11,7 +11,7 @@ DEFAULT_SPACE = "full"
 # default proxy it takes about 4 minutes on a 2-core CPU, baselines included (README, make run).
 DEFAULT_TRIALS = 40
 DEFAULT_EVALUATOR = "proxy"  # the only estimate with rank signal in studies/proxy_fidelity.md
-DEFAULT_PRUNER = "pareto"  # = evaluators.pruners.DEFAULT_PRUNER (a test checks), kept here so --help skips optuna
+DEFAULT_PRUNER = "none"  # the rungs stop the weak (search/rungs.py); pruning 2-epoch trials decided nothing
 
 ArchArg = Annotated[str, typer.Argument(help="A preset name (see `vitsearch presets`) or a YAML/JSON config file.")]
 

@@ -137,7 +137,8 @@ class SearchProgress:
     def job(self, job, score) -> None:
         """A rung job (a promoted architecture or a baseline, ``search.rungs``) was scored."""
         what = f"score {score.score:.4f}" if score.complete else score.reason
-        line = f"{score.fidelity.label()}: {job.digest} {what}, {score.seconds:.1f}s"
+        who = f"baseline {job.name}" if job.name else f"promoted {job.digest}"
+        line = f"{who} ({score.fidelity.label()}): {what}, {score.seconds:.1f}s"
         self.console.print(line, highlight=False)  # with a live view, rich prints it above the view
 
     def idle(self) -> None:

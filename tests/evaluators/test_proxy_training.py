@@ -150,8 +150,8 @@ def test_pareto_pruner_stops_only_trials_a_cheaper_trial_beats(cost, values, pru
     assert trial.should_prune() is pruned
 
 
-def test_pareto_pruner_is_the_default_and_the_cli_agrees():
+def test_pareto_pruner_is_the_default_pruner_and_a_run_prunes_nothing_by_default():
     from vitsearch.search import cli
 
     assert isinstance(make_pruner(), DominancePruner)
-    assert cli.DEFAULT_PRUNER == DEFAULT_PRUNER == "pareto"
+    assert DEFAULT_PRUNER == "pareto" and cli.DEFAULT_PRUNER == "none"  # a run's rungs replace pruning

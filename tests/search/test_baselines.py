@@ -18,10 +18,10 @@ from vitsearch.search.baselines import (
     verdict,
 )
 from vitsearch.search.driver import RunPlan, SearchConfig, evaluated_count, run_search
-from vitsearch.search.rungs import Rungs, run_rungs
-from vitsearch.search.workers import decision_lock
 from vitsearch.search.plots import _get_pareto_info, _get_pareto_plot
 from vitsearch.search.results import RunResults, pareto_frame
+from vitsearch.search.rungs import Rungs, run_rungs
+from vitsearch.search.workers import decision_lock
 
 
 @pytest.mark.parametrize("budget", [0.5e9, 2e9, 4e9])

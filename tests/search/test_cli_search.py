@@ -127,7 +127,8 @@ def test_run_scores_the_baselines_and_says_what_the_best_beat(space_file, tmp_pa
     baselines = pd.read_csv(out / "baselines.csv")
     assert set(baselines["baseline"]) == {"deit@0.5G", "poolformer@0.5G", "schemeformer@0.5G"}
     assert (baselines["flops"] <= 500e6).all()
-    assert "baseline deit@0.5G: score" in result.output and "best found (grad_norm score" in result.output
+    assert "baseline deit@0.5G (grad_norm rung 0): score" in result.output
+    assert "best found (grad_norm rung 0 score" in result.output
     assert (pd.read_csv(out / "trials.csv")["state"] == "COMPLETE").sum() == 2  # baselines are not trials
     assert "hand-designed baselines" in (out / "pareto.html").read_text()
     shown = invoke("show", out)
