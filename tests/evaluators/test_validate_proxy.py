@@ -12,7 +12,7 @@ import pytest
 from vitsearch.evaluators.base import EvaluationFailed, get_evaluator
 from vitsearch.evaluators.profile import ProxyProfile
 from vitsearch.evaluators.proxy import ProxyEvaluator
-from vitsearch.evaluators.validate import _kendall, bootstrap_ci, validate_proxy
+from vitsearch.evaluators.validate import bootstrap_ci, kendall_tau, validate_proxy
 from vitsearch.space import get_preset
 from vitsearch.space.presets import vit
 
@@ -43,7 +43,7 @@ def test_three_arch_toy_run_and_cache(tmp_path, monkeypatch):
 
     assert list(csv["params"]) == [analytic_params(a) for a in archs()]
     sizes = csv["params"].to_numpy(float)
-    assert summary["baselines"]["params"]["kendall_tau"] == pytest.approx(_kendall(sizes, csv["reference_score"]))
+    assert summary["baselines"]["params"]["kendall_tau"] == pytest.approx(kendall_tau(sizes, csv["reference_score"]))
     html = first.html_path.read_text()
     assert '<script src="http' not in html and len(html) > 1_000_000  # plotly.js embedded, not linked
 
@@ -77,8 +77,8 @@ def test_failures_are_recorded_not_raised(tmp_path):
 
 def test_bootstrap_ci_brackets_a_perfect_ranking():
     x = np.arange(10.0)
-    assert _kendall(x, x) == pytest.approx(1.0)
-    lo, hi = bootstrap_ci(x, x, _kendall, n_boot=200)
+    assert kendall_tau(x, x) == pytest.approx(1.0)
+    lo, hi = bootstrap_ci(x, x, kendall_tau, n_boot=200)
     assert lo == pytest.approx(1.0) and hi == pytest.approx(1.0)
-    lo, hi = bootstrap_ci(x, -x + np.sin(x), _kendall, n_boot=200)
+    lo, hi = bootstrap_ci(x, -x + np.sin(x), kendall_tau, n_boot=200)
     assert -1 <= lo <= hi <= 0
