@@ -315,8 +315,7 @@ def _evaluate(
     ctx: TrialContext, trial: optuna.Trial, arch: ArchConfig, objectives: list[float], outcome: TrialOutcome
 ) -> TrialOutcome:
     config, study = ctx.config, ctx.study
-    # No pruner, no shadow study: nothing is written that would decide nothing (the rungs do the stopping).
-    pruning = _PruningTrial(ctx, trial, outcome.flops) if config.pruner != "none" else None
+    pruning = _PruningTrial(ctx, trial, outcome.flops)
     started = time.monotonic()
     result: dict[str, Any] = {"evaluated": True}
     state = optuna.trial.TrialState.COMPLETE

@@ -97,7 +97,8 @@ def run(
         bool,
         typer.Option(
             "--fit-space/--no-fit-space",
-            help="Scale the space's widths and depths so its draws spread over the budget (AutoFormer-style).",
+            help="Scale a shipped space's widths and depths so its draws spread over the budget (AutoFormer-style); "
+            "a space file is searched as written.",
         ),
     ] = True,
     baselines: Annotated[
@@ -111,7 +112,7 @@ def run(
     """Search a space for the most accurate architectures within a FLOPs budget."""
     from vitsearch.search.budget import parse_flops, parse_params
     from vitsearch.search.plan import RunPlan, SearchConfig, make_evaluator
-    from vitsearch.search.spaces import resolve_space
+    from vitsearch.search.spaces import resolve_space, spaces_dir
     from vitsearch.space import ConfigError
 
     # Everything is checked before the first write: a refused command leaves the run directory as it was.
@@ -121,8 +122,8 @@ def run(
     except ValueError as err:
         raise ConfigError("", str(err)) from None
     search_space = resolve_space(space)
-    if fit_space:
-        from vitsearch.space.budget_fit import fit_to_budget
+    if fit_space and search_space.source is not None and Path(search_space.source).parent == spaces_dir():
+        from vitsearch.space.budget_fit import fit_to_budget  # a shipped space; a user's file is searched as written
 
         search_space = fit_to_budget(search_space, budget_flops, img_size, num_classes)
     study_name = study or f"{search_space.name}-{budget_flops / 1e9:g}G"
