@@ -109,13 +109,13 @@ def budget_baselines(budget: int, img_size: int = 224, num_classes: int = 1000) 
     return found
 
 
-def record_baselines(config: SearchConfig, study: optuna.Study) -> dict[str, ArchConfig]:
-    """Write each baseline's architecture and costs into ``study`` (no scoring); name -> architecture.
+def record_baselines(config: SearchConfig, study: optuna.Study, found: dict[str, ArchConfig]) -> None:
+    """Write each baseline's architecture and costs into ``study`` (no scoring).
 
-    They are scored by the rungs (``search/rungs.py``), at the top rung, like the pick they are held
-    against; their scores are read back from there (``baselines_frame``).
+    ``found``: name -> architecture, as ``RunPlan.check`` took them from ``budget_baselines``. They are
+    scored by the rungs (``search/rungs.py``), at the top rung, like the pick they are held against;
+    their scores are read back from there (``baselines_frame``).
     """
-    found = budget_baselines(config.budget, config.img_size, config.num_classes)
     for name, arch in found.items():
         record = {
             "arch": arch.to_dict(),
@@ -125,7 +125,6 @@ def record_baselines(config: SearchConfig, study: optuna.Study) -> dict[str, Arc
         }
         if study.user_attrs.get(ATTR_PREFIX + name) != record:
             study.set_user_attr(ATTR_PREFIX + name, record)
-    return found
 
 
 def baselines_frame(study: optuna.Study, scores: dict[str, dict[int, RungScore]] | None = None) -> pd.DataFrame:

@@ -10,9 +10,9 @@ cost nothing and do not count.
 Once ``--trials`` are in, the best of each FLOPs region go up the rungs of successive halving
 (``search.rungs``), where the baselines are scored too; the pick is made at the top rung.
 
-Optuna does not prune multi-objective trials, so with ``--pruner`` other than ``none`` a
-training evaluator reports its per-epoch accuracy to a *shadow* single-objective study
-(``<study>:pruning``, same storage) whose pruner decides; the decision ends the real trial as PRUNED.
+Optuna does not prune multi-objective trials, so a training evaluator reports its
+per-epoch accuracy to a *shadow* single-objective study (``<study>:pruning``, same storage)
+whose pruner decides (``--pruner``, ``none`` by default); the decision ends the real trial as PRUNED.
 
 The run plan (``search.plan``) is checked once; one trial's steps are ``search.trial``.
 """

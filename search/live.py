@@ -40,7 +40,7 @@ def run_plan(
         on_idle: called about every second while the other workers finish.
     """
     if plan.baselines:
-        record_baselines(plan.config, opened.study)
+        record_baselines(plan.config, opened.study, plan.baselines)
     with WorkerPool(plan) as pool:
         with torch_threads(pool.threads_per_worker):
             run_search(plan, on_trial=on_trial, opened=opened, on_job=on_job)

@@ -104,8 +104,9 @@ def settings_of(evaluator: BaseEvaluator) -> dict[str, Any]:
     return json.loads(json.dumps(evaluator.settings(), default=str))
 
 
-def run_scores(study: optuna.Study) -> dict[str, dict[int, RungScore]]:
-    """digest -> rung -> score, from the trials (rung 0) and the study's rung attributes."""
+def run_scores(study: optuna.Study, attrs: dict[str, Any] | None = None) -> dict[str, dict[int, RungScore]]:
+    """digest -> rung -> score, from the trials (rung 0) and the study's rung attributes (``attrs``: as read)."""
+    attrs = study.user_attrs if attrs is None else attrs
     found: dict[str, dict[int, RungScore]] = {}
     for trial in study.get_trials(deepcopy=False):
         result = trial.user_attrs.get("result", {})
@@ -120,7 +121,7 @@ def run_scores(study: optuna.Study) -> dict[str, dict[int, RungScore]]:
                 float(result.get("seconds", 0.0)),
                 result.get("fail_reason", ""),
             )
-    for key, value in study.user_attrs.items():
+    for key, value in attrs.items():
         if key.startswith(SCORE_PREFIX) and value is not None:
             score = RungScore.from_dict(value)
             found.setdefault(score.digest, {})[score.fidelity.rung] = score
@@ -155,9 +156,11 @@ class Rungs:
     def top(self) -> int:
         return len(self.evaluators) - 1
 
-    def jobs(self, study: optuna.Study) -> Iterator[tuple[list[Job], dict[str, dict[int, RungScore]]]]:
-        """Each rung's jobs in order, read afresh; a rung's set is final once the rung below is scored."""
-        scores = run_scores(study)
+    def jobs(
+        self, study: optuna.Study, attrs: dict[str, Any]
+    ) -> Iterator[tuple[list[Job], dict[str, dict[int, RungScore]]]]:
+        """Each rung's jobs in order, from the study as read now; a rung's set is final once the rung below is."""
+        scores = run_scores(study, attrs)
         archs = _evaluated_within_budget(study)
         entered = [d for d in archs if 0 in scores.get(d, {}) and scores[d][0].complete]
         sizes = rung_sizes(len(entered), self.config.eta, self.top + 1)
@@ -165,7 +168,7 @@ class Rungs:
         for rung in range(1, self.top + 1):
             candidates = [Candidate(d, scores[d][rung - 1].score, archs[d][1]) for d in alive]
             alive = [c.key for c in promote(candidates, sizes[rung])]
-            jobs = [Job(rung, d, archs[d][0]) for d in alive]
+            jobs = [Job(rung, d, ArchConfig.from_dict(archs[d][0])) for d in alive]
             if rung == self.top:
                 jobs += self.baseline_jobs(rung)
             yield jobs, scores
@@ -179,7 +182,7 @@ class Rungs:
     def next_job(self, study: optuna.Study) -> tuple[Job | None, bool]:
         """(a job to claim, or None; whether others are still working on the schedule)."""
         attrs = study.user_attrs
-        for jobs, scores in self.jobs(study):
+        for jobs, scores in self.jobs(study, attrs):
             open_jobs = [j for j in jobs if not self._scored(j, scores)]
             if not open_jobs:
                 continue
@@ -201,7 +204,7 @@ class Rungs:
         except EvaluationFailed as err:
             state, reason = "FAIL", err.reason
         except Exception as err:  # noqa: BLE001 - one architecture the evaluator cannot score fails alone
-            state, reason = "FAIL", f"{type(err).__name__}: {shared_study.first_line(err, empty='(no message)')}"
+            state, reason = "FAIL", shared_study.error_reason(err)
         fidelity = Fidelity(job.rung, None if steps is None else int(steps), evaluator.name)
         return RungScore(job.digest, fidelity, state, value, time.monotonic() - started, reason, settings_of(evaluator))
 
@@ -241,11 +244,14 @@ def _claimed(claim: dict[str, Any] | None) -> bool:
     return time.time() - claim["time"] < CLAIM_EXPIRY
 
 
-def _evaluated_within_budget(study: optuna.Study) -> dict[str, tuple[ArchConfig, int]]:
-    """digest -> (architecture, FLOPs) of every evaluated trial within the run's caps, first trial first."""
-    found: dict[str, tuple[ArchConfig, int]] = {}
+def _evaluated_within_budget(study: optuna.Study) -> dict[str, tuple[dict[str, Any], int]]:
+    """digest -> (architecture dict, FLOPs) of every evaluated trial within the run's caps, first trial first.
+
+    Dicts, not ``ArchConfig``s: this runs at every poll, and only the promoted few are built (``jobs``).
+    """
+    found: dict[str, tuple[dict[str, Any], int]] = {}
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         record = trial.user_attrs.get("record", {})
         if trial.user_attrs.get("result", {}).get("evaluated") and max(record["constraint"]) <= 0:
-            found.setdefault(record["digest"], (ArchConfig.from_dict(trial.user_attrs["arch"]), record["flops"]))
+            found.setdefault(record["digest"], (trial.user_attrs["arch"], record["flops"]))
     return found

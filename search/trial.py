@@ -321,7 +321,7 @@ def _evaluate(
     state = optuna.trial.TrialState.COMPLETE
     try:
         with phase(ctx, "evaluate"):
-            metrics = config.evaluator.evaluate(arch, pruning)  # type: ignore[arg-type]
+            metrics = config.evaluator.evaluate(arch, pruning)
         score = float(metrics["score"])
         if not math.isfinite(score):
             raise EvaluationFailed(f"non-finite score {score}")
@@ -331,13 +331,13 @@ def _evaluate(
         state, outcome.reason = optuna.trial.TrialState.FAIL, err.reason
         result["fail_reason"] = err.reason
     except Exception as err:  # a mixer raising, out of memory...: this trial fails, the study goes on
-        state, outcome.reason = optuna.trial.TrialState.FAIL, _error_reason(err)
-        outcome.unexpected_error = not _is_out_of_memory(err)
+        state, outcome.reason = optuna.trial.TrialState.FAIL, shared_study.error_reason(err)
+        outcome.unexpected_error = not shared_study.is_out_of_memory(err)
         result["fail_reason"] = outcome.reason
         result["traceback"] = traceback.format_exc(limit=-8)[-4000:]
         _release_memory()
     finally:
-        if pruning is not None and pruning.shadow is not None:
+        if pruning.shadow is not None:
             ctx.heartbeat.release(private.trial_id(pruning.shadow))
             result["shadow_trial"] = pruning.shadow.number
     outcome.seconds = result["seconds"] = time.monotonic() - started
@@ -354,26 +354,12 @@ def _evaluate(
             trial.set_user_attr("result", result)
             complete = state == optuna.trial.TrialState.COMPLETE
             private.tell(study, trial, [score, *objectives] if complete else None, None if complete else state)
-            if pruning is not None and pruning.shadow is not None:
+            if pruning.shadow is not None:
                 private.tell(ctx.shadow, pruning.shadow, score if complete else None, None if complete else state)
     except optuna.exceptions.UpdateFinishedTrialError:
         # Another worker took this one for dead (no heartbeat for the grace period) and re-queued it.
         outcome.state, outcome.reason = "REAPED", "failed by another worker as stale; re-queued"
     return outcome
-
-
-def _is_out_of_memory(err: BaseException) -> bool:
-    import torch
-
-    return isinstance(err, (MemoryError, torch.OutOfMemoryError)) or (
-        isinstance(err, RuntimeError) and ("out of memory" in str(err) or "can't allocate memory" in str(err))
-    )
-
-
-def _error_reason(err: BaseException) -> str:
-    if _is_out_of_memory(err):
-        return f"out of memory ({type(err).__name__}: {_first_line(err)})"
-    return f"{type(err).__name__}: {_first_line(err)}"
 
 
 def _first_line(err: BaseException) -> str:

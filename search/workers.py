@@ -136,6 +136,21 @@ def first_line(err: BaseException, empty: str | None = None) -> str:
     return text.splitlines()[0][:300] if text else (empty or type(err).__name__)
 
 
+def is_out_of_memory(err: BaseException) -> bool:
+    import torch
+
+    return isinstance(err, (MemoryError, torch.OutOfMemoryError)) or (
+        isinstance(err, RuntimeError) and ("out of memory" in str(err) or "can't allocate memory" in str(err))
+    )
+
+
+def error_reason(err: BaseException) -> str:
+    """One line for a failed evaluation: the exception, or ``out of memory (...)`` (trials and rung jobs)."""
+    if is_out_of_memory(err):
+        return f"out of memory ({type(err).__name__}: {first_line(err, empty='(no message)')})"
+    return f"{type(err).__name__}: {first_line(err, empty='(no message)')}"
+
+
 # --- the decision lock --------------------------------------------------------------------------
 
 

@@ -63,7 +63,7 @@ def _config(toy_space, evaluator, budget=int(2e9)) -> SearchConfig:
 def _score_baselines(config: SearchConfig, study: optuna.Study) -> list[str]:
     """What a run does with its baselines: record them, then score them as rung jobs; the digests scored."""
     plan = RunPlan.check(config)
-    record_baselines(config, study)
+    record_baselines(config, study, plan.baselines)
     seen: list[str] = []
     run_rungs(Rungs(config, plan.baselines), study, decision_lock(None, "b"), lambda job, _: seen.append(job.digest))
     return seen
@@ -94,7 +94,7 @@ def test_the_search_counts_only_its_own_trials(toy_space, tmp_path):
     config = _config(toy_space, CountingEvaluator(), budget=int(2e9))
     config.storage = f"sqlite:///{tmp_path / 'study.db'}"
     plan = RunPlan.check(config)
-    record_baselines(config, plan.open().study)
+    record_baselines(config, plan.open().study, plan.baselines)
     result = run_search(plan)  # the baselines are scored as rung jobs after the search
     assert evaluated_count(result.study) == config.trials
     frame = baselines_frame(result.study)
