@@ -78,8 +78,8 @@ class BaseEvaluator(abc.ABC):
     def settings(self) -> dict[str, Any]:
         """Everything that changes this evaluator's numbers, as plain JSON-able values."""
 
-    def at_rung(self, rung: int, eta: int) -> BaseEvaluator | None:
-        """This estimate at a higher fidelity, ``eta**rung`` times the training; ``None`` when it has no ladder.
+    def at_rung(self, rung: int, growth: int) -> BaseEvaluator | None:
+        """This estimate at a higher fidelity, ``growth**rung`` times the training; ``None`` when it has no ladder.
 
         Successive halving (``search/rungs.py``) takes the best of each FLOPs region up the
         rungs. Scores that do not train (zero-cost, supernet) have a single fidelity.

@@ -94,14 +94,14 @@ class ProxyEvaluator(BaseEvaluator):
             out["compile"] = True
         return out
 
-    def at_rung(self, rung: int, eta: int) -> ProxyEvaluator:
-        """``eta**rung`` times the training images (and the wall-clock cap): the steps grow, the recipe stays.
+    def at_rung(self, rung: int, growth: int) -> ProxyEvaluator:
+        """``growth**rung`` times the training images (and the wall-clock cap): the steps grow, the recipe stays.
 
         More images rather than more epochs, so a higher rung also sees more of the data (mnist5k at the
-        default 500 images and eta 3: 500, 1,500, 4,500, every training image). Where the dataset has
+        default 500 images and growth 2: 500, 1,000, 2,000). Where the dataset has
         fewer images than that, the subset is all of it (``stratified_subset``).
         """
-        p, factor = self.profile, eta**rung
+        p, factor = self.profile, growth**rung
         changes: dict[str, Any] = {"max_seconds": None if p.max_seconds is None else p.max_seconds * factor}
         if p.train_subset is not None:
             changes["train_subset"] = p.train_subset * factor

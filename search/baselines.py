@@ -173,14 +173,18 @@ class Verdict:
         head = f"best found ({whose} {self.score:.4f}, {self.flops / 1e9:.3f} GFLOPs)"
         if self.beaten.empty and self.unbeaten.empty:
             return f"{head}: no baseline was scored"
+        # Scoring above a baseline that needs fewer FLOPs is not a win on the front, but the user asked for the
+        # best model within budget: say it, apart from the fair wins.
+        outscored = self.unbeaten[self.unbeaten["score"] < self.score]
+        also = f"; it also scores above the {len(outscored)} that need fewer FLOPs" if len(outscored) else ""
         if self.beaten.empty:
             top = self.unbeaten.sort_values("score", ascending=False).iloc[0]
             return (
                 f"{head} beats none of the {len(self.unbeaten)} hand-designed baselines at equal or lower FLOPs; "
-                f"the strongest, {top['baseline']}, scores {top['score']:.4f} at {top['gflops']:.3f} GFLOPs"
+                f"the strongest, {top['baseline']}, scores {top['score']:.4f} at {top['gflops']:.3f} GFLOPs{also}"
             )
         names = ", ".join(f"{r.baseline} ({r.score:.4f} at {r.gflops:.3f} GFLOPs)" for r in self.beaten.itertuples())
-        return f"{head} beats {len(self.beaten)} of {len(self.beaten) + len(self.unbeaten)} baselines: {names}"
+        return f"{head} beats {len(self.beaten)} of {len(self.beaten) + len(self.unbeaten)} baselines: {names}{also}"
 
 
 def verdict(baselines: pd.DataFrame, score: float, flops: int, evaluator: str = "", rung: int | None = None) -> Verdict:

@@ -81,8 +81,9 @@ class SearchConfig:
     latency: timing.LatencySettings = field(default_factory=timing.LatencySettings)
     workers: int = 1  # processes on this machine (run_with_progress starts them; run_search is one)
     baselines: bool = True  # score the hand-designed baselines too, at the top rung (search.baselines)
-    rungs: int = 3  # successive halving: rung r trains eta**r times as long (search.rungs); 1 = no promotion
+    rungs: int = 3  # successive halving (search.rungs); 1 = no promotion
     eta: int = 3  # each rung keeps 1/eta of the rung below
+    growth: int = 2  # rung r trains growth**r times as long as rung 0 (studies/fidelity/replay.md: 2 is enough)
     heartbeat_interval: float = shared_study.HEARTBEAT_INTERVAL
     grace_period: float = shared_study.GRACE_PERIOD
 
@@ -181,8 +182,13 @@ class RunPlan:
             raise ConfigError("--pruner", str(err)) from None
         if config.workers > 1 and config.storage is None:
             raise ConfigError("--workers", "needs a storage that processes share (not in-memory)")
-        if config.rungs < 1 or config.eta < 2:
-            raise ConfigError("--rungs" if config.rungs < 1 else "--eta", "rungs must be >= 1 and eta >= 2")
+        for flag, value, least in (
+            ("--rungs", config.rungs, 1),
+            ("--eta", config.eta, 2),
+            ("--rung-growth", config.growth, 2),
+        ):
+            if value < least:
+                raise ConfigError(flag, f"must be >= {least}, got {value}")
         from .baselines import budget_baselines
 
         found = budget_baselines(config.budget, config.img_size, config.num_classes) if config.baselines else {}

@@ -4,7 +4,7 @@ Rung 0 is the search itself: every evaluated architecture gets the evaluator's s
 trial's value, what the sampler learns from). A short training favours small models, so sizes
 are not compared on it: once ``--trials`` are in, the top ``1/eta`` of the architectures within
 budget by non-dominated sorting of (score, FLOPs) (``search.promotion``) are trained again at
-rung 1 (``evaluator.at_rung(1, eta)``: ``eta`` times the training), the top ``1/eta`` of those
+rung 1 (``evaluator.at_rung(1, growth)``: ``growth`` times the training), the top ``1/eta`` of those
 at rung 2, and so on. The pick, the front and the baseline verdict are made at the top rung,
 where the baselines are scored too, so the verdict compares like with like.
 
@@ -27,6 +27,7 @@ import optuna
 
 from vitsearch.evaluators.base import BaseEvaluator, EvaluationFailed
 from vitsearch.space import ArchConfig
+from vitsearch.space.analytic import analytic_flops
 
 from . import workers as shared_study
 from .promotion import Candidate, promote, rung_sizes
@@ -89,11 +90,11 @@ class RungScore:
         return self.state == "COMPLETE" and self.score is not None
 
 
-def ladder(evaluator: BaseEvaluator, rungs: int, eta: int) -> list[BaseEvaluator]:
+def ladder(evaluator: BaseEvaluator, rungs: int, growth: int) -> list[BaseEvaluator]:
     """The evaluator of each rung: rung 0 is ``evaluator``; fewer when it has no higher fidelity."""
     out = [evaluator]
     for rung in range(1, rungs):
-        higher = evaluator.at_rung(rung, eta)
+        higher = evaluator.at_rung(rung, growth)
         if higher is None:
             break
         out.append(higher)
@@ -134,6 +135,7 @@ class Job:
     digest: str
     arch: ArchConfig
     name: str = ""  # a baseline's name; empty for a promoted architecture
+    flops: int = 0  # the largest are taken first, so the last job of a rung is a short one
 
     @property
     def score_key(self) -> str:
@@ -149,8 +151,12 @@ class Rungs:
 
     def __init__(self, config: SearchConfig, baselines: dict[str, ArchConfig]):
         self.config = config
-        self.evaluators = ladder(config.evaluator, config.rungs, config.eta)
+        self.evaluators = ladder(config.evaluator, config.rungs, config.growth)
         self.baselines = baselines  # scored at the top rung, against the pick of that rung
+        c = config
+        self.baseline_flops = {
+            name: analytic_flops(arch, c.img_size, c.in_chans, c.num_classes) for name, arch in baselines.items()
+        }
 
     @property
     def top(self) -> int:
@@ -168,7 +174,7 @@ class Rungs:
         for rung in range(1, self.top + 1):
             candidates = [Candidate(d, scores[d][rung - 1].score, archs[d][1]) for d in alive]
             alive = [c.key for c in promote(candidates, sizes[rung])]
-            jobs = [Job(rung, d, ArchConfig.from_dict(archs[d][0])) for d in alive]
+            jobs = [Job(rung, d, ArchConfig.from_dict(archs[d][0]), flops=archs[d][1]) for d in alive]
             if rung == self.top:
                 jobs += self.baseline_jobs(rung)
             yield jobs, scores
@@ -177,7 +183,8 @@ class Rungs:
             yield self.baseline_jobs(0), scores
 
     def baseline_jobs(self, rung: int) -> list[Job]:
-        return [Job(rung, arch.digest(), arch, name) for name, arch in self.baselines.items()]
+        flops = self.baseline_flops
+        return [Job(rung, arch.digest(), arch, name, flops[name]) for name, arch in self.baselines.items()]
 
     def next_job(self, study: optuna.Study) -> tuple[Job | None, bool]:
         """(a job to claim, or None; whether others are still working on the schedule)."""
@@ -187,7 +194,7 @@ class Rungs:
             if not open_jobs:
                 continue
             free = [j for j in open_jobs if not _claimed(attrs.get(j.claim_key))]
-            return (free[0] if free else None), True
+            return max(free, key=lambda j: j.flops, default=None), True
         return None, False
 
     def _scored(self, job: Job, scores: dict[str, dict[int, RungScore]]) -> bool:

@@ -1,229 +1,404 @@
-"""Does the search beat hand design once trained? Searched, random-searched and hand-designed, at the reference.
+"""Does the default search beat hand design once trained? Independent searches against the best baseline.
 
-At each budget, and for each space (``full``, ``stage``: the granularity question), two searches
-of ``--trials`` architectures run with the defaults (``vitsearch run``'s evaluator, pruner and
-sampler) and with random sampling; each one's best architecture within budget (by its proxy
-score) is trained with the reference recipe (``evaluators.reference``) at ``--seeds`` seeds,
-beside the budget-scaled hand-designed baselines (``search.baselines``: DeiT-, PoolFormer- and
-SCHEMEformer-style, scaled in width and depth to the budget). The table gives reference
-accuracy mean +- sd over the seeds and the FLOPs of every row.
+At each budget, ``vitsearch run``'s default (the shipped space fitted to the budget, the proxy at
+rung 0, successive halving to the top rung: exactly the command a user runs, started as a
+subprocess with ``--no-baselines``) runs at ``--search-seeds`` independent seeds. Beside each
+search, a random search gets the same compute: architectures drawn uniformly from the same
+fitted space within budget, each trained at the top rung's fidelity, until their optimizer
+steps reach the search's total. Each pick (the best within budget at the top rung) is trained
+with the reference recipe (``evaluators.reference``) at ``--train-seeds``; so is every
+hand-designed family scaled to the budget (``search.baselines``: DeiT, PoolFormer,
+SCHEMEformer). The verdicts pair each pick with the best baseline of its budget (highest mean
+reference accuracy) at the same training seed: search seeds x training seeds pairs, a 95%
+t-interval of the mean difference (``evaluators.paired``), and ``beats`` / ``inconclusive`` /
+``loses``. The search is also paired with the random search of the same seed.
 
-Resumable, as ``studies/fidelity/run_reference.py``: each search keeps its Optuna study in
-``runs/search_vs_baselines/`` (a rerun continues it), each pick is a row of ``picks.csv``,
-each reference training a row of ``results.csv``, written as it finishes; ``--shard K/N``
-splits the trainings over processes (shards that meet in a search share its Optuna study, as
-``vitsearch run --workers`` does, so the search still takes ``--trials`` architectures).
+Resumable and shareable (``evaluators.csv_cache``): each search keeps its Optuna journal in
+``journals/`` (a rerun continues it), each random evaluation is a row of ``random.csv``, each
+pick a row of ``picks.csv``, each reference training a row of ``results.csv``, written as it
+finishes. The work is one item per (budget, search seed); processes started with
+``--shard claim`` take the next free item, so two cores run two items.
 
-    OMP_NUM_THREADS=1 nice .venv/bin/python studies/search_vs_baselines.py --shard 0/2 &
-    OMP_NUM_THREADS=1 nice .venv/bin/python studies/search_vs_baselines.py --shard 1/2 &
-    .venv/bin/python studies/search_vs_baselines.py --table     # the table from the caches
+    OMP_NUM_THREADS=1 nice .venv/bin/python studies/search_vs_baselines.py &
+    OMP_NUM_THREADS=1 nice .venv/bin/python studies/search_vs_baselines.py &
+    .venv/bin/python studies/search_vs_baselines.py --table   # verdicts.csv and the tables, from the caches
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
+import hashlib
 import json
+import os
+import random
 import statistics
+import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from vitsearch.evaluators.csv_cache import CsvCache, claim, parse_shard
+from vitsearch.evaluators.paired import PairedVerdict
+from vitsearch.search.cli.options import parse_settings
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE / "fidelity"))
-import run_reference as cache  # noqa: E402  (the fidelity study's resumable CSV cache)
-
-sys.path.insert(0, str(HERE))
-from paper_claims import t_interval  # noqa: E402  (one paired t-interval for both studies)
-
 OUT = HERE / "search_vs_baselines"
-SAMPLERS = {"search": "auto", "random": "random"}
+SPACE = "full"
+# One reference training per row; the columns of the fidelity study's cache, so its rows read alike.
+RESULT_COLUMNS = [
+    "key", "arch_id", "digest", "evaluator", "label", "seed", "settings_hash", "score", "best_val_acc", "curve",
+    "seconds", "cpu_seconds", "device", "amp", "epochs", "threads", "error", "result", "settings", "finished",
+]  # fmt: skip
+PICK_COLUMNS = [
+    "key", "budget", "method", "search_seed", "digest", "flops", "score", "fidelity", "steps", "evaluations",
+    "seconds", "arch", "finished",
+]  # fmt: skip
+RANDOM_COLUMNS = ["key", "budget", "search_seed", "index", "digest", "flops", "score", "steps", "seconds", "error"]
+RANDOM_COLUMNS += ["arch", "finished"]
+METHODS = ("search", "random")
+VERDICT_COLUMNS = ["budget", "method", "baseline", "mean_diff", "low", "high", "n_pairs", "verdict"]
 
 
-def picks(args: argparse.Namespace) -> list[dict[str, str]]:
-    """Run (or resume) every search and return one row per searched pick; cached in picks.csv."""
-    from vitsearch.evaluators.complexity import analytic_flops
-    from vitsearch.search.driver import SearchConfig, run_search
-    from vitsearch.search.plan import make_evaluator
-    from vitsearch.search.results import arch_of
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def gflops(budget: float) -> str:
+    return f"{budget / 1e9:g}G"
+
+
+# --- the default search, as a user runs it ------------------------------------------------------------------
+
+
+def search_pick(args: argparse.Namespace, budget: float, seed: int) -> dict[str, str]:
+    """Run (or resume) ``vitsearch run`` at ``budget`` and ``seed``; its pick and total optimizer steps."""
+    picks = CsvCache(args.out / "picks.csv", PICK_COLUMNS)
+    key = f"search:{gflops(budget)}:{seed}"
+    if key in picks.by_key():
+        return picks.by_key()[key]
+    name = f"{SPACE}-{gflops(budget)}-s{seed}"
+    journal = args.out / "journals" / f"{name}.journal"
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable, "-m", "vitsearch.search.cli", "run", "--budget", str(int(budget)), "--seed", str(seed),
+        "--no-baselines", "--storage", f"journal:{journal}", "--study", name, "--out", str(args.out / "runs" / name),
+        *(["--data", args.data] if args.data else []),
+        *(["--trials", str(args.trials)] if args.trials else []),
+        *(f"--set={pair}" for pair in args.proxy_set),
+    ]  # fmt: skip
+    print(f"search {name}: {' '.join(command[1:])}", flush=True)
+    started = datetime.now(timezone.utc)
+    subprocess.run(command, check=True)
+    study = _load(journal, name)
+    from vitsearch.search.results import RunResults, run_scores
+
+    results = RunResults.of(study)
+    row = results.best_row
+    if row is None:
+        raise RuntimeError(f"{name}: no evaluated architecture within budget")
+    scores = run_scores(study)
+    steps = sum(s.fidelity.steps or 0 for by_rung in scores.values() for s in by_rung.values())
+    top = max(rung for by_rung in scores.values() for rung in by_rung)
+    evaluations = [sum(1 for by_rung in scores.values() if r in by_rung) for r in range(top + 1)]
+    arch = results.best.user_attrs["arch"]
+    record = {
+        "key": key, "budget": budget, "method": "search", "search_seed": seed, "digest": row["digest"],
+        "flops": int(row["flops"]), "score": f"{row['score']:.4f}", "fidelity": row["fidelity"], "steps": steps,
+        "evaluations": "/".join(map(str, evaluations)),
+        "seconds": f"{(datetime.now(timezone.utc) - started).total_seconds():.0f}",
+        "arch": json.dumps(arch, sort_keys=True), "finished": now(),
+    }  # fmt: skip
+    picks.add(record)
+    print(f"search {name}: pick {row['digest']} {row['flops'] / 1e9:.3f} GFLOPs, {row['score']:.3f} "
+          f"({row['fidelity']}); {steps} steps over evaluations {record['evaluations']}", flush=True)  # fmt: skip
+    return {k: str(v) for k, v in record.items()}
+
+
+def _load(journal: Path, name: str):
+    import optuna
+
+    from vitsearch.search.workers import open_storage
+
+    return optuna.load_study(study_name=name, storage=open_storage(f"journal:{journal}"))
+
+
+# --- random search at the same compute ----------------------------------------------------------------------
+
+
+def fitted_space(budget: float):
     from vitsearch.search.spaces import resolve_space
+    from vitsearch.space.budget_fit import fit_to_budget
 
-    path = args.out / "picks.csv"
-    rows = {(r["space"], r["budget"], r["method"]): r for r in _read(path)}
-    for space_name in args.spaces:
-        for budget in args.budgets:
-            for method, sampler in SAMPLERS.items():
-                if (space_name, str(budget), method) in rows:
-                    continue
-                name = f"{space_name}-{budget / 1e9:g}G-{method}"
-                (args.out / "runs").mkdir(parents=True, exist_ok=True)
-                config = SearchConfig(
-                    space=resolve_space(space_name),
-                    evaluator=make_evaluator("proxy", args.data, cache.parse_sets(args.proxy_set)),
-                    budget=int(budget),
-                    trials=args.trials,
-                    sampler=sampler,
-                    seed=0,
-                    storage=f"sqlite:///{args.out / 'runs' / name}.db",
-                    study_name=name,
-                )
-                study = run_search(config).study
-                arch, trial = arch_of(study)
-                rows[(space_name, str(budget), method)] = {
-                    "space": space_name,
-                    "budget": str(budget),
-                    "method": method,
-                    "trial": str(trial.number),
-                    "proxy_score": f"{trial.values[0]:.4f}",
-                    "flops": str(analytic_flops(arch)),
-                    "arch": json.dumps(arch.to_dict(), sort_keys=True),
-                }
-                _write(path, list(rows.values()))
-                print(f"{name}: best trial {trial.number}, proxy {trial.values[0]:.3f}", flush=True)
-    return list(rows.values())
+    return fit_to_budget(resolve_space(SPACE), int(budget))
 
 
-def contenders(args: argparse.Namespace) -> list[tuple[str, float, str, Any]]:
-    """``(row name, budget, space, arch)`` for every architecture to train: picks, then baselines."""
+def top_rung_evaluator(args: argparse.Namespace):
+    """The proxy at the default search's top rung (``vitsearch run``'s evaluator, rungs and eta)."""
+    from dataclasses import fields
+
+    from vitsearch.search.plan import SearchConfig, make_evaluator
+    from vitsearch.search.rungs import ladder
+
+    defaults = {f.name: f.default for f in fields(SearchConfig)}
+    proxy = make_evaluator("proxy", args.data, parse_settings(args.proxy_set))
+    return ladder(proxy, defaults["rungs"], defaults["eta"])[-1]
+
+
+def random_draws(space, budget: float, seed: int):
+    """Distinct uniform draws within budget, in a fixed order for ``seed`` (so a rerun resumes)."""
+    from vitsearch.space.analytic import analytic_flops
+
+    rng, seen = random.Random(seed), set()
+    while True:
+        arch = space.sample_random(rng)
+        digest = arch.digest()
+        flops = analytic_flops(arch)
+        if flops <= budget and digest not in seen:
+            seen.add(digest)
+            yield arch, flops
+
+
+def random_pick(args: argparse.Namespace, budget: float, seed: int, steps_allowed: int) -> dict[str, str]:
+    """Random architectures at the top rung until their steps reach the search's; the best of them."""
+    import time
+
+    picks = CsvCache(args.out / "picks.csv", PICK_COLUMNS)
+    key = f"random:{gflops(budget)}:{seed}"
+    if key in picks.by_key():
+        return picks.by_key()[key]
+    cache = CsvCache(args.out / "random.csv", RANDOM_COLUMNS)
+    evaluator = top_rung_evaluator(args)
+    done, spent, index = cache.by_key(), 0, 0
+    draws = random_draws(fitted_space(budget), budget, seed)
+    while spent < steps_allowed:
+        arch, flops = next(draws)
+        row_key = f"{gflops(budget)}:{seed}:{index}"
+        if row_key not in done:
+            started = time.monotonic()
+            row = {"key": row_key, "budget": budget, "search_seed": seed, "index": index, "digest": arch.digest(),
+                   "flops": flops, "score": "", "steps": 0, "error": "", "arch": json.dumps(arch.to_dict()),
+                   "finished": ""}  # fmt: skip
+            try:
+                result = evaluator.evaluate(arch)
+                row.update(score=f"{result['score']:.4f}", steps=int(result.get("steps", 0)))
+            except Exception as err:  # noqa: BLE001 - a failed draw costs what it trained, as in the search
+                row["error"] = str(err).splitlines()[0] if str(err) else type(err).__name__
+            row.update(seconds=f"{time.monotonic() - started:.1f}", finished=now())
+            cache.add(row)
+            done[row_key] = {k: str(v) for k, v in row.items()}
+            print(f"random {gflops(budget)} s{seed} #{index}: {row['score'] or row['error']} "
+                  f"{flops / 1e9:.3f} GFLOPs, {row['steps']} steps", flush=True)  # fmt: skip
+        spent += int(done[row_key]["steps"] or 0)
+        index += 1
+    rows = [done[f"{gflops(budget)}:{seed}:{i}"] for i in range(index)]
+    scored = [r for r in rows if r["score"]]
+    best = max(scored, key=lambda r: (float(r["score"]), -int(r["flops"])))
+    record = {
+        "key": key, "budget": budget, "method": "random", "search_seed": seed, "digest": best["digest"],
+        "flops": best["flops"], "score": best["score"], "fidelity": f"{evaluator.name} top rung",
+        "steps": spent, "evaluations": str(len(rows)),
+        "seconds": f"{sum(float(r['seconds']) for r in rows):.0f}", "arch": best["arch"], "finished": now(),
+    }  # fmt: skip
+    picks.add(record)
+    return {k: str(v) for k, v in record.items()}
+
+
+# --- reference trainings ------------------------------------------------------------------------------------
+
+
+def baseline_archs(budget: float) -> dict[str, Any]:
+    """Every hand-designed family scaled to the budget (not ``budget_baselines``, which names a scaled member
+    after the preset it equals): equal FLOPs footing, and the names the cached trainings carry."""
     from vitsearch.search.baselines import FAMILIES, scaled_to_budget
 
-    out = []
-    for row in picks(args):
-        out.append((f"{row['method']} ({row['space']})", float(row["budget"]), row["space"], _arch(row["arch"])))
-    for budget in args.budgets:
-        # Every family scaled to the budget: equal FLOPs footing. Not via budget_baselines(), which names a
-        # scaled member after the preset it equals (at 2G the scaled PoolFormer is poolformer_s12).
-        for family, build in FAMILIES.items():
-            arch = scaled_to_budget(build, int(budget), img_size=224, num_classes=1000)
-            if arch is not None:
-                out.append((family, budget, "-", arch))
+    out = {}
+    for family, build in FAMILIES.items():
+        arch = scaled_to_budget(build, int(budget), img_size=224, num_classes=1000)
+        if arch is not None:
+            out[family] = arch
     return out
 
 
-def train(args: argparse.Namespace) -> None:
-    """The reference recipe on every contender at every seed; one results.csv row each.
+def train(args: argparse.Namespace, name: str, budget: float, space: str, arch, seed: int) -> dict[str, str] | None:
+    """The reference recipe on ``arch`` at ``seed`` (cached in results.csv; rows of the same architecture and
+    seed under another name are copied, not retrained)."""
+    import time
 
-    One training per distinct architecture and seed: when two rows name the same architecture
-    (both searches picked it: TPE's start-up draws are the random sampler's, seed for seed), the
-    first is trained and the others get a copy of its row under their own names."""
-    from vitsearch.evaluators.base import EvaluationFailed
-    from vitsearch.evaluators.reference import ReferenceEvaluator
-
-    path = args.out / "results.csv"
-    done = {r["key"]: r for r in cache.read_rows(path)}
-    shard, shards = args.shard
-    item = 0
-    rows = contenders(args)  # once: the searches and the budget scaling do not depend on the seed
-    for seed in args.seeds:  # seed-major: a partial run has every row at one seed first
-        overrides = cache.parse_sets(args.reference_set)
-        evaluator = ReferenceEvaluator(args.data, device=args.device, **{**overrides, "seed": seed})
-        twins: dict[str, list[tuple[str, float, str, Any]]] = {}
-        for row in rows:
-            twins.setdefault(evaluator.cache_key(row[3]), []).append(row)
-        for arch_key, members in twins.items():
-            item += 1
-            if (item - 1) % shards == shard:  # twins share a turn, so one process trains them once
-                done = _train_once(evaluator, arch_key, members, seed, path, done, EvaluationFailed)
-
-
-def row_key(arch_key: str, name: str, budget: float) -> str:
-    """One row per name and budget: a random search may pick the same architecture at two budgets."""
-    return f"{arch_key}:{name}@{budget:g}"
-
-
-def _train_once(evaluator, arch_key, members, seed, path, done, failed) -> dict[str, dict[str, str]]:
-    """Train ``members``' one architecture (unless a row has it already); every member gets a row."""
     from vitsearch.evaluators.complexity import analytic_flops
+    from vitsearch.evaluators.reference import ReferenceEvaluator, curve
 
-    keys = [row_key(arch_key, name, budget) for name, budget, _, _ in members]
-    trained = next((done[key] for key in keys if key in done), None)
-    for key, (name, budget, space, arch) in zip(keys, members, strict=True):
-        if key in done:
-            continue
-        row = {"arch_id": f"{name}|{budget:g}|{space}|{analytic_flops(arch)}", "digest": arch.digest()}
-        if trained is None:
-            outcome = cache.evaluate(evaluator, arch, key, failed)
-            if outcome is None:  # a crash: retried by the next run
-                return done
-            record = trained = cache.record(evaluator, row, name, seed, 1, outcome)
-            source = ""
-        else:
-            finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            record = {**trained, **row, "key": key, "label": name, "finished": finished}
-            source = f" (row of {trained['label']})"
-        done = {r["key"]: r for r in cache.add_row(path, record)}
-        print(f"{name} at {budget / 1e9:g}G ({space}) seed {seed}: {record['score']}{source}", flush=True)
-    return done
-
-
-def table(args: argparse.Namespace) -> str:
-    """Markdown: reference accuracy mean +- sd over seeds and FLOPs, per budget and row; then each searched
-    row against the best hand-designed baseline of its budget, paired by seed (95% t-interval)."""
-    by_seed: dict[tuple[float, str, str], dict[int, float]] = {}
-    for r in cache.read_rows(args.out / "results.csv"):
-        if not r["error"]:
-            name, budget, _, flops = r["arch_id"].split("|")
-            by_seed.setdefault((float(budget), name, flops), {})[int(r["seed"])] = float(r["score"])
-    lines = ["| budget | architecture | reference accuracy, mean +- sd | seeds | GFLOPs |", "|---|---|---|---|---|"]
-    for (budget, name, flops), seeds in sorted(by_seed.items()):
-        scores = list(seeds.values())
-        sd = f"{statistics.stdev(scores):.3f}" if len(scores) > 1 else "—"
-        mean = statistics.mean(scores)
-        lines.append(f"| {budget / 1e9:g}G | {name} | {mean:.3f} +- {sd} | {len(scores)} | {int(flops) / 1e9:.3f} |")
-    return "\n".join(lines) + "\n\n" + comparison(by_seed)
-
-
-def comparison(by_seed: dict[tuple[float, str, str], dict[int, float]]) -> str:
-    """Each searched or random pick minus the best baseline (highest mean) of its budget, paired by seed."""
-    from vitsearch.search.baselines import FAMILIES  # contenders() names the baseline rows by family
-
-    lines = [
-        "| budget | pick | best baseline | difference, mean [95% t-interval] | seeds | verdict |",
-        "|---|---|---|---|---|---|",
-    ]
-    for budget in sorted({b for b, _, _ in by_seed}):
-        rows = {name: seeds for (b, name, _), seeds in by_seed.items() if b == budget}
-        baselines = {n: s for n, s in rows.items() if n in FAMILIES}
-        if not baselines:
-            continue
-        best = max(baselines, key=lambda n: statistics.mean(baselines[n].values()))
-        for name, seeds in sorted(rows.items()):
-            if name in FAMILIES:
-                continue
-            diffs = [seeds[k] - baselines[best][k] for k in sorted(seeds.keys() & baselines[best].keys())]
-            if len(diffs) < 2:
-                lines.append(f"| {budget / 1e9:g}G | {name} | {best} | — | {len(diffs)} | n/a |")
-                continue
-            low, high = t_interval(diffs)
-            word = "beats it" if low > 0 else "loses to it" if high < 0 else "inconclusive"
-            interval = f"{statistics.mean(diffs):+.3f} [{low:+.3f}, {high:+.3f}]"
-            lines.append(f"| {budget / 1e9:g}G | {name} | {best} | {interval} | {len(diffs)} | {word} |")
-    return "\n".join(lines)
+    results = CsvCache(args.out / "results.csv", RESULT_COLUMNS)
+    settings = {**parse_settings(args.reference_set), "seed": seed}
+    evaluator = ReferenceEvaluator(args.data or "mnist5k", device=args.device, **settings)
+    arch_key = evaluator.cache_key(arch)
+    key = f"{arch_key}:{name}@{budget:g}"
+    done = results.by_key()
+    if key in done:
+        return done[key]
+    flops = analytic_flops(arch)
+    row = {"key": key, "arch_id": f"{name}|{budget:g}|{space}|{flops}", "digest": arch.digest(), "label": name}
+    twin = next((r for k, r in done.items() if k.startswith(f"{arch_key}:") and not r["error"]), None)
+    if twin is not None:
+        record = {**twin, **row, "finished": now()}
+    else:
+        started, cpu = time.perf_counter(), time.process_time()
+        try:
+            result, error = evaluator.evaluate(arch), ""
+        except Exception as err:  # noqa: BLE001 - recorded; the verdict skips it
+            result, error = {}, str(err).splitlines()[0] if str(err) else type(err).__name__
+        settings = evaluator.settings()
+        record = {
+            **row, "evaluator": evaluator.name, "seed": seed,
+            "settings_hash": hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12],
+            "score": result.get("score", ""), "best_val_acc": result.get("best_val_acc", ""),
+            "curve": " ".join(f"{a:.4f}" for a in curve(result)) if result else "",
+            "seconds": f"{time.perf_counter() - started:.2f}", "cpu_seconds": f"{time.process_time() - cpu:.2f}",
+            "device": args.device, "amp": "off", "epochs": evaluator.profile.epochs, "threads": 1, "error": error,
+            "result": json.dumps(result, sort_keys=True, default=str),
+            "settings": json.dumps(settings, sort_keys=True, default=str), "finished": now(),
+        }  # fmt: skip
+    results.add(record)
+    source = f" (row of {twin['label']})" if twin is not None else f" in {float(record['seconds']):.0f} s"
+    print(f"reference {name} at {gflops(budget)} seed {seed}: {record['score'] or record['error']}{source}", flush=True)
+    return {k: str(v) for k, v in record.items()}
 
 
-def _arch(text: str):
+def pick_name(method: str, seed: int) -> str:
+    return f"{method} s{seed}"
+
+
+def run_item(args: argparse.Namespace, budget: float, seed: int) -> None:
+    """One (budget, search seed): the search, the random search at its compute, both picks at every seed."""
     from vitsearch.space import ArchConfig
 
-    return ArchConfig.from_dict(json.loads(text))
+    searched = search_pick(args, budget, seed)
+    randomised = random_pick(args, budget, seed, int(searched["steps"]))
+    for train_seed in args.train_seeds:
+        for pick in (searched, randomised):
+            arch = ArchConfig.from_dict(json.loads(pick["arch"]))
+            train(args, pick_name(pick["method"], seed), budget, SPACE, arch, train_seed)
 
 
-def _read(path: Path) -> list[dict[str, str]]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
+def run_baselines(args: argparse.Namespace, budget: float) -> None:
+    for train_seed in args.train_seeds:
+        for family, arch in baseline_archs(budget).items():
+            train(args, family, budget, "-", arch, train_seed)
 
 
-def _write(path: Path, rows: list[dict[str, str]]) -> None:
+def run(args: argparse.Namespace) -> None:
+    items = [("baselines", b, None) for b in args.budgets]
+    items += [("pair", b, s) for b in args.budgets for s in args.search_seeds]
+    for index, (kind, budget, seed) in enumerate(items):
+        k, n = args.shard
+        if n and index % n != k:
+            continue
+        with claim(args.out / ".claims", f"{kind}:{budget:g}:{seed}") as mine:
+            if not mine:
+                continue
+            if kind == "baselines":
+                run_baselines(args, budget)
+            else:
+                run_item(args, budget, seed)
+
+
+# --- verdicts -----------------------------------------------------------------------------------------------
+
+
+def reference_scores(args: argparse.Namespace) -> dict[tuple[float, str], dict[int, float]]:
+    """(budget, row name) -> training seed -> reference accuracy."""
+    out: dict[tuple[float, str], dict[int, float]] = {}
+    for r in CsvCache(args.out / "results.csv", RESULT_COLUMNS).rows():
+        if not r["error"] and r["score"]:
+            name, budget, _, _ = r["arch_id"].split("|")
+            out.setdefault((float(budget), name), {})[int(r["seed"])] = float(r["score"])
+    return out
+
+
+def paired_diffs(
+    args: argparse.Namespace, mine: dict[int, dict[int, float]], other: dict[int, dict[int, float]]
+) -> list[float]:
+    """``mine[s][t] - other[s][t]`` over search seeds ``s`` and training seeds ``t`` where both exist."""
+    out = []
+    for s in args.search_seeds:
+        a, b = mine.get(s, {}), other.get(s, {})
+        out += [a[t] - b[t] for t in args.train_seeds if t in a and t in b]
+    return out
+
+
+def verdicts(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Each method's picks against the best baseline of the budget (and the search against random), by seed."""
+    scores = reference_scores(args)
+    rows = []
+    for budget in args.budgets:
+        families = {n: s for (b, n), s in scores.items() if b == budget and n in baseline_archs(budget)}
+        if not families:
+            continue
+        best = max(families, key=lambda n: statistics.mean(families[n].values()))
+        picks = {m: {s: scores.get((budget, pick_name(m, s)), {}) for s in args.search_seeds} for m in METHODS}
+        baseline = {s: families[best] for s in args.search_seeds}  # one training per seed, paired with every pick
+        comparisons = [(m, best, paired_diffs(args, picks[m], baseline)) for m in METHODS]
+        comparisons.append(("search", "random", paired_diffs(args, picks["search"], picks["random"])))
+        for method, against, found in comparisons:
+            v = PairedVerdict.of(found)
+            rows.append({"budget": gflops(budget), "method": method, "baseline": against,
+                         "mean_diff": _fmt(v.mean_diff), "low": _fmt(v.low), "high": _fmt(v.high),
+                         "n_pairs": v.n_pairs, "verdict": v.verdict})  # fmt: skip
+    return rows
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def write_verdicts(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    import csv
+    import io
+
     from vitsearch.space.files import atomic_write_text
 
     text = io.StringIO()
-    writer = csv.DictWriter(text, list(rows[0]))
+    writer = csv.DictWriter(text, VERDICT_COLUMNS)
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(path, text.getvalue())
+    atomic_write_text(args.out / "verdicts.csv", text.getvalue())
+
+
+def table(args: argparse.Namespace) -> str:
+    """Markdown: the picks (FLOPs, top-rung score, reference accuracy), the baselines, then the verdicts."""
+    scores = reference_scores(args)
+    picks = CsvCache(args.out / "picks.csv", PICK_COLUMNS).rows()
+    lines = [
+        "| budget | row | GFLOPs | search score (fidelity) | steps | reference accuracy, mean +- sd (seeds) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for budget in args.budgets:
+        for p in sorted((p for p in picks if float(p["budget"]) == budget), key=lambda p: p["key"]):
+            name = pick_name(p["method"], int(p["search_seed"]))
+            reference = _mean_sd(scores.get((budget, name), {}))
+            lines.append(f"| {gflops(budget)} | {name} | {int(p['flops']) / 1e9:.3f} | {float(p['score']):.3f} "
+                         f"({p['fidelity']}) | {p['steps']} | {reference} |")  # fmt: skip
+        for family, arch in baseline_archs(budget).items():
+            from vitsearch.evaluators.complexity import analytic_flops
+
+            lines.append(f"| {gflops(budget)} | {family} | {analytic_flops(arch) / 1e9:.3f} | — | — | "
+                         f"{_mean_sd(scores.get((budget, family), {}))} |")  # fmt: skip
+    rows = verdicts(args)
+    lines += ["", "| budget | method | against | difference, mean [95% t-interval] | pairs | verdict |"]
+    lines.append("|---|---|---|---|---|---|")
+    for r in rows:
+        v = PairedVerdict(*(float(r[c]) if r[c] else None for c in ("mean_diff", "low", "high")), r["n_pairs"], "")
+        lines.append(f"| {r['budget']} | {r['method']} | {r['baseline']} | {v.interval()} | {r['n_pairs']} "
+                     f"| {r['verdict']} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _mean_sd(by_seed: dict[int, float]) -> str:
+    values = list(by_seed.values())
+    if not values:
+        return "—"
+    sd = f"{statistics.stdev(values):.3f}" if len(values) > 1 else "—"
+    return f"{statistics.mean(values):.3f} +- {sd} ({len(values)})"
 
 
 def parse_budget(text: str) -> float:
@@ -234,20 +409,24 @@ def parse_budget(text: str) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budgets", nargs="+", type=parse_budget, default=[5e8, 1e9, 2e9])
-    parser.add_argument("--spaces", nargs="+", default=["full", "stage"])
-    parser.add_argument("--trials", type=int, default=40)
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--shard", type=cache.parse_shard, default=(0, 1), metavar="K/N")
+    parser.add_argument("--budgets", nargs="+", type=parse_budget, default=[2e9, 1e9, 5e8])
+    parser.add_argument("--search-seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--train-seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--shard", type=parse_shard, default=(0, 0), metavar="K/N|claim")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--data", default="mnist5k")
+    parser.add_argument("--data", default=None, help="the search's and the reference's data (default mnist5k)")
+    parser.add_argument("--trials", type=int, default=None, help="the search's --trials (default: vitsearch run's)")
     parser.add_argument("--proxy-set", action="append", default=[], metavar="KEY=VALUE", help="proxy settings")
     parser.add_argument("--reference-set", action="append", default=[], metavar="KEY=VALUE", help="reference settings")
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--table", action="store_true", help="print the table from the caches and stop")
+    parser.add_argument("--table", action="store_true", help="write verdicts.csv, print the tables, and stop")
     args = parser.parse_args(argv)
     if not args.table:
-        train(args)
+        import torch
+
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+        run(args)
+    write_verdicts(args, verdicts(args))
     print(table(args))
 
 

@@ -88,11 +88,14 @@ def run(
         typer.Option(
             "--rungs",
             min=1,
-            help="Successive halving: the best 1/eta of each rung, by Pareto rank of (score, FLOPs), train eta "
-            "times as long at the next; the pick is made at the top rung. 1 = no promotion.",
+            help="Successive halving: the best 1/eta of each rung, by Pareto rank of (score, FLOPs), train "
+            "--rung-growth times as long at the next; the pick is made at the top rung. 1 = no promotion.",
         ),
     ] = 3,
     eta: Annotated[int, typer.Option("--eta", min=2, help="Each rung keeps 1/eta of the one below.")] = 3,
+    rung_growth: Annotated[
+        int, typer.Option("--rung-growth", min=2, help="Each rung trains this many times as long as the one below.")
+    ] = 2,
     fit_space: Annotated[
         bool,
         typer.Option(
@@ -154,6 +157,7 @@ def run(
         baselines=baselines,
         rungs=rungs,
         eta=eta,
+        growth=rung_growth,
         **_latency_options(max_latency, latency_objective, latency_backend, latency_threads, latency_method),
     )
     plan = RunPlan.check(config)  # budget, sampler, pruner, storage: checked here, once, before any write
@@ -196,7 +200,8 @@ def run_with_progress(plan: RunPlan, out: Path) -> None:
     console.print(
         f"space {config.space.name!r} ({config.space.size():.3g} architectures, smallest "
         f"{plan.smallest_flops / 1e9:.3f} GFLOPs), budget {config.budget / 1e9:g} GFLOPs at {config.img_size}px, "
-        f"evaluator {config.evaluator.name} ({config.rungs} rungs, eta {config.eta}), sampler {plan.sampler}; "
+        f"evaluator {config.evaluator.name} ({config.rungs} rungs, eta {config.eta}, growth {config.growth}), "
+        f"sampler {plan.sampler}; "
         + (f"resuming at {already}/{config.trials}" if already else f"{config.trials} trials")
         + (f"; {config.workers} workers" if config.workers > 1 else ""),
         highlight=False,

@@ -204,11 +204,13 @@ def _cell(value: object) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    global FRAME
+    global FRAME, ETA
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rung-epochs", type=int, nargs="+", default=[3, 9], help="reference epochs of rungs 1..")
+    parser.add_argument("--eta", type=int, default=ETA, help="each rung keeps 1/eta of the rung below")
     parser.add_argument("--out", type=Path, help="write the markdown table here too")
     args = parser.parse_args(argv)
+    ETA = args.eta
     FRAME = load()
     epochs = tuple(args.rung_epochs)
     text = markdown(replay(FRAME, epochs), FRAME, epochs)

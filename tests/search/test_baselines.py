@@ -115,9 +115,11 @@ def test_verdict_names_the_baselines_beaten_at_equal_or_lower_flops():
     )
     line = verdict(baselines, 0.6, int(1.5e9)).line()
     assert "beats none" in line and "big" in line  # 'small' needs fewer FLOPs: not a fair win
+    assert line.endswith("it also scores above the 1 that need fewer FLOPs")  # but it is more accurate
     result = verdict(baselines, 0.8, int(1e9))
     assert list(result.beaten["baseline"]) == ["small", "big"]
     assert result.line().startswith("best found (score 0.8000, 1.000 GFLOPs) beats 2 of 2 baselines")
+    assert "fewer FLOPs" not in result.line()
     assert verdict(baselines, 0.8, int(1e9), "proxy").line().startswith("best found (proxy score 0.8000, 1.000")
 
 

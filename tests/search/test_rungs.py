@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import subprocess
 
 import optuna
@@ -49,7 +50,7 @@ class BiasedLadder(BaseEvaluator):
     def settings(self):
         return {"rung": self.rung}
 
-    def at_rung(self, rung, eta):
+    def at_rung(self, rung, growth):
         return BiasedLadder(rung, self.top, self.calls)
 
 
@@ -150,12 +151,27 @@ def test_without_a_higher_fidelity_there_is_one_rung(toy_space, tmp_path):
     assert RunResults.of(study).best_row["rung"] == 0
 
 
-@pytest.mark.parametrize("bad", [{"rungs": 0}, {"eta": 1}])
-def test_rungs_and_eta_are_checked(toy_space, tmp_path, bad):
+@pytest.mark.parametrize(
+    ("bad", "flag"), [({"rungs": 0}, "--rungs"), ({"eta": 1}, "--eta"), ({"growth": 1}, "--rung-growth")]
+)
+def test_rungs_eta_and_growth_are_checked(toy_space, tmp_path, bad, flag):
     from vitsearch.space import ConfigError
 
-    with pytest.raises(ConfigError, match="rungs must be"):
-        RunPlan.check(_config(toy_space, tmp_path, **bad) if "rungs" not in bad else _config(toy_space, tmp_path, 0))
+    config = _config(toy_space, tmp_path, **bad) if "rungs" not in bad else _config(toy_space, tmp_path, 0)
+    with pytest.raises(ConfigError, match="must be >= ") as err:
+        RunPlan.check(config)
+    assert err.value.path == flag
+
+
+def test_the_proxy_ladder_grows_the_training_images_by_growth():
+    from vitsearch.evaluators.proxy import ProxyEvaluator
+    from vitsearch.search.rungs import ladder
+
+    proxy = ProxyEvaluator("synthetic", train_subset=100, max_seconds=10)
+    rungs = ladder(proxy, 3, 2)
+    assert [e.profile.train_subset for e in rungs] == [100, 200, 400]
+    assert [e.profile.max_seconds for e in rungs] == [10, 20, 40]
+    assert [e.profile.epochs for e in rungs] == [proxy.profile.epochs] * 3  # the recipe stays
 
 
 def test_rung_scores_live_beside_the_trials_not_as_trials(toy_space, tmp_path):
@@ -163,3 +179,20 @@ def test_rung_scores_live_beside_the_trials_not_as_trials(toy_space, tmp_path):
     assert len([t for t in study.get_trials() if t.state == optuna.trial.TrialState.COMPLETE]) >= 6
     assert any(k.startswith("rung:") for k in study.user_attrs)
     assert not any(v for k, v in study.user_attrs.items() if k.startswith(CLAIM_PREFIX))  # every claim released
+
+
+def test_the_largest_free_job_is_taken_first(toy_space, tmp_path):
+    """Longest first: the last job of a rung is a short one, so no worker waits long on another's tail."""
+    from vitsearch.search.rungs import Rungs
+    from vitsearch.space.presets import vit
+
+    baselines = {"small": vit(64, 1, 2), "big": vit(128, 4, 2), "mid": vit(64, 4, 2)}
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    rungs = Rungs(_config(toy_space, tmp_path, rungs=1), baselines)
+    order = []
+    for _ in baselines:
+        job, busy = rungs.next_job(study)
+        order.append(job.name)
+        study.set_user_attr(job.claim_key, {"host": HOST, "pid": os.getpid(), "time": 0.0})  # this worker holds it
+    assert order == ["big", "mid", "small"]
+    assert rungs.next_job(study) == (None, True)  # all held, none scored: wait

@@ -1,103 +1,82 @@
-"""studies/search_vs_baselines.py at toy scale: searches, picks, reference trainings per seed, resumable, a table."""
+"""studies/search_vs_baselines.py at toy scale: the default search, random search at its compute, the verdicts."""
 
 from __future__ import annotations
 
 import csv
+from argparse import Namespace
 
 from study_scripts import load_study
 
-TINY = """name: tiny
-stem: {patch_size: 16}
-head: [cls, mean]
-stages:
-  - width: [64, 128]
-    depth: [1, 2]
-    layer: {mixer: [attention, pool], head_dim: [32, 64], mlp_ratio: [2, 4]}
-"""
-FAST = ["epochs=1", "train_subset=64", "img_size=32"]
+FAST = ["epochs=1", "train_subset=48", "val_subset=48", "img_size=32"]
 
 
 def load():
     return load_study("search_vs_baselines.py")
 
 
-def test_searches_train_the_picks_and_baselines_per_seed_and_resume(tmp_path, capsys):
+def test_search_random_at_the_same_compute_references_and_verdicts_resume(tmp_path, capsys):
     study = load()
-    space = tmp_path / "tiny.yaml"
-    space.write_text(TINY)
     out = tmp_path / "svb"
-    argv = ["--spaces", str(space), "--budgets", "300M", "--trials", "3", "--seeds", "0", "1", "--out", str(out)]
-    argv += ["--data", "synthetic", *(f"--proxy-set={s}" for s in FAST)]
-    argv += [*(f"--reference-set={s}" for s in FAST), "--reference-set=val_subset=64"]
+    argv = ["--budgets", "300M", "--search-seeds", "0", "--train-seeds", "0", "1", "--trials", "4"]
+    argv += ["--out", str(out), "--data", "synthetic", *(f"--proxy-set={s}" for s in FAST)]
+    argv += [f"--reference-set={s}" for s in FAST]
     study.main(argv)
-    with (out / "picks.csv").open() as f:
-        picks = list(csv.DictReader(f))
-    assert {p["method"] for p in picks} == {"search", "random"}
-    rows = study.cache.read_rows(out / "results.csv")
-    names = {r["label"] for r in rows}
-    assert {f"search ({space})", f"random ({space})"} <= names and len(names) >= 3  # picks and baselines
-    assert sorted({int(r["seed"]) for r in rows}) == [0, 1] and len(rows) == 2 * len(names)
-    table = capsys.readouterr().out
-    assert "| 0.3G | poolformer |" in table and "+-" in table
-    study.main(argv)  # everything cached: nothing is searched or trained again
-    assert len(study.cache.read_rows(out / "results.csv")) == len(rows)
+    picks = {p["method"]: p for p in study.CsvCache(out / "picks.csv", study.PICK_COLUMNS).rows()}
+    assert set(picks) == {"search", "random"}
+    search, randomised = picks["search"], picks["random"]
+    assert "rung 2" in search["fidelity"] and int(search["flops"]) <= 3e8
+    assert int(randomised["steps"]) >= int(search["steps"]) > 0  # the same compute, in optimizer steps
+    draws = study.CsvCache(out / "random.csv", study.RANDOM_COLUMNS).rows()
+    assert len(draws) == int(randomised["evaluations"]) and all(int(d["flops"]) <= 3e8 for d in draws)
+    spent_before_last = sum(int(d["steps"]) for d in draws[:-1])
+    assert spent_before_last < int(search["steps"])  # it stopped as soon as the steps were reached
+    results = study.CsvCache(out / "results.csv", study.RESULT_COLUMNS).rows()
+    names = {r["label"] for r in results}
+    assert {"search s0", "random s0", "poolformer", "schemeformer"} <= names  # DeiT has no member at 0.3G
+    assert len(results) == 2 * len(names)  # every row at both training seeds
+    with (out / "verdicts.csv").open() as f:
+        verdicts = list(csv.DictReader(f))
+    assert list(verdicts[0]) == study.VERDICT_COLUMNS
+    assert {(v["method"], v["n_pairs"]) for v in verdicts} == {("search", "2"), ("random", "2")}
+    assert all(v["verdict"] in ("beats", "inconclusive", "loses") for v in verdicts)
+    assert "| 0.3G | search s0 |" in capsys.readouterr().out
+    study.main(argv)  # everything cached: nothing is searched, drawn or trained again
+    assert len(study.CsvCache(out / "results.csv", study.RESULT_COLUMNS).rows()) == len(results)
+    assert len(study.CsvCache(out / "random.csv", study.RANDOM_COLUMNS).rows()) == len(draws)
 
 
-def test_comparison_pairs_picks_with_the_best_baseline_by_seed():
+def test_verdicts_pair_each_pick_with_the_best_baseline_by_training_seed(tmp_path):
     study = load()
-    by_seed = {
-        (5e8, "poolformer", "466"): {0: 0.95, 1: 0.96, 2: 0.94},
-        (5e8, "deit", "460"): {0: 0.70, 1: 0.72, 2: 0.71},
-        (5e8, "search (full)", "266"): {0: 0.97, 1: 0.98, 2: 0.97},  # +0.023 +- 0.006 over poolformer
-        (5e8, "random (full)", "438"): {0: 0.90, 1: 0.99, 2: 0.95},  # +-0.05 around it: no verdict
-        (5e8, "search (stage)", "198"): {0: 0.90, 1: 0.91, 2: 0.89},  # below it at every seed
-        (1e9, "search (full)", "900"): {0: 0.9},  # no baseline at this budget: no row
-    }
-    lines = study.comparison(by_seed).splitlines()
-    rows = {line.split(" | ")[1]: line for line in lines[2:]}
-    assert set(rows) == {"search (full)", "random (full)", "search (stage)"}
-    assert all("| poolformer |" in line for line in rows.values())
-    assert rows["search (full)"].endswith("| 3 | beats it |")
-    assert rows["random (full)"].endswith("| 3 | inconclusive |")
-    assert rows["search (stage)"].endswith("| 3 | loses to it |")
+    rows = [
+        ("poolformer", 0, 0.95), ("poolformer", 1, 0.96),
+        ("deit", 0, 0.70), ("deit", 1, 0.72),
+        ("search s0", 0, 0.97), ("search s0", 1, 0.98),
+        ("search s1", 0, 0.975), ("search s1", 1, 0.981),
+        ("random s0", 0, 0.93), ("random s0", 1, 0.945),
+        ("random s1", 0, 0.94), ("random s1", 1, 0.95),
+    ]  # fmt: skip
+    cache = study.CsvCache(tmp_path / "results.csv", study.RESULT_COLUMNS)
+    for name, seed, score in rows:
+        cache.add({"key": f"{name}{seed}", "arch_id": f"{name}|5e+08|x|1", "seed": seed, "score": score,
+                   "error": "", "finished": "t"})  # fmt: skip
+    args = Namespace(out=tmp_path, budgets=[5e8], search_seeds=[0, 1], train_seeds=[0, 1])
+    found = {(v["method"], v["baseline"]): v for v in study.verdicts(args)}
+    assert set(found) == {("search", "poolformer"), ("random", "poolformer"), ("search", "random")}
+    assert found["search", "poolformer"]["verdict"] == "beats" and found["search", "poolformer"]["n_pairs"] == 4
+    assert float(found["search", "poolformer"]["mean_diff"]) == 0.0215
+    assert found["random", "poolformer"]["verdict"] == "loses"
+    assert found["search", "random"]["verdict"] == "beats"
 
 
-def test_an_architecture_picked_twice_is_trained_once_per_seed(tmp_path, monkeypatch):
-    from vitsearch.space.presets import vit
+def test_random_draws_are_distinct_within_budget_and_repeatable():
+    from itertools import islice
 
-    study = load()
-    twin, other = vit(64, 1, 2), vit(64, 2, 2)
-    rows = [("search (x)", 3e8, "x", twin), ("deit", 3e8, "-", other), ("random (x)", 3e8, "x", twin)]
-    rows.append(("random (x)", 6e8, "x", twin))  # the same pick at another budget: a row of its own
-    monkeypatch.setattr(study, "contenders", lambda args: rows)
-    trained = []
-    evaluate = study.cache.evaluate
-    monkeypatch.setattr(
-        study.cache, "evaluate", lambda ev, arch, *a: trained.append(arch.digest()) or evaluate(ev, arch, *a)
-    )
-    out = tmp_path / "svb"
-    argv = ["--seeds", "0", "1", "--out", str(out), "--data", "synthetic"]
-    argv += [*(f"--reference-set={s}" for s in FAST), "--reference-set=val_subset=64"]
-    for shard in ("0/2", "1/2"):  # the twins share a turn, so neither process trains the other's copy
-        study.main([*argv, "--shard", shard])
-    assert sorted(trained) == sorted([twin.digest(), other.digest()] * 2)
-    results = study.cache.read_rows(out / "results.csv")
-    assert len(results) == 8
-    by = {(r["arch_id"].split("|")[0], float(r["arch_id"].split("|")[1]), r["seed"]): r for r in results}
-    for seed in "01":
-        score = by[("search (x)", 3e8, seed)]["score"]
-        assert score != "" and by[("random (x)", 3e8, seed)]["score"] == by[("random (x)", 6e8, seed)]["score"] == score
-
-
-def test_every_family_has_a_row_even_where_its_scaled_member_is_a_preset(monkeypatch):
-    from argparse import Namespace
-
-    from vitsearch.search.baselines import budget_baselines
+    from vitsearch.space.analytic import analytic_flops
 
     study = load()
-    monkeypatch.setattr(study, "picks", lambda args: [])
-    assert "poolformer@2G" not in budget_baselines(int(2e9))  # the run names it poolformer_s12
-    rows = study.contenders(Namespace(budgets=[5e8, 2e9]))
-    assert [(name, budget) for name, budget, _, _ in rows] == [
-        (family, budget) for budget in (5e8, 2e9) for family in ("deit", "poolformer", "schemeformer")
-    ]
+    space = study.fitted_space(5e8)
+    first = list(islice(study.random_draws(space, 5e8, 3), 30))
+    again = list(islice(study.random_draws(space, 5e8, 3), 30))
+    assert [a.digest() for a, _ in first] == [a.digest() for a, _ in again]
+    assert len({a.digest() for a, _ in first}) == 30
+    assert all(f <= 5e8 and analytic_flops(a) == f for a, f in first)
