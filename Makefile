@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint run clean
+.PHONY: test test-fast lint run clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+test-fast: lint  # everything but the tests marked slow (over about 10 s each)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 run: $(STAMP)
 	$(BIN)/vitsearch run --budget 2GFLOPs --workers 2

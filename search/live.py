@@ -17,6 +17,7 @@ import torch
 from vitsearch.evaluators.latency import torch_threads
 from vitsearch.evaluators.training.device import worker_gpus
 
+from . import workers as shared_study
 from .baselines import record_baselines
 from .driver import run_search
 from .plan import OpenStudy, RunPlan
@@ -102,6 +103,7 @@ def worker_main(plan: RunPlan, threads: int | None, gpu: str | None = None) -> N
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    shared_study.QUIET_OUTAGES = True  # the main process says it once
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", module="optuna")
     optuna.logging.set_verbosity(optuna.logging.WARNING)

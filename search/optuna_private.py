@@ -157,6 +157,14 @@ def _commit(storage: BaseStorage, trial_id: int, writes: list[tuple[str, tuple]]
         for method, args in writes:
             replay.get(method, storage.set_trial_system_attr)(trial_id, *args)
         return
+    outage = getattr(backend, "outage", None)  # a database server's storage retries a lost connection
+    if outage is None:
+        _commit_rdb(storage, backend, trial_id, writes)
+    else:
+        outage.call(lambda: _commit_rdb(storage, backend, trial_id, writes))
+
+
+def _commit_rdb(storage: BaseStorage, backend: Any, trial_id: int, writes: list[tuple[str, tuple]]) -> None:
     import sqlalchemy
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session

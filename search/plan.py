@@ -43,15 +43,26 @@ AUTO_NSGA2_FROM_TRIALS = 200
 MAX_REJECTED_PER_EVALUATION = 200  # give up when the sampler cannot find in-budget candidates
 
 
-def sampler_for(name: str, trials: int) -> str:
-    """The sampler a run uses: ``auto`` is tpe below ``AUTO_NSGA2_FROM_TRIALS`` trials, nsga2 from there."""
+def sampler_for(name: str, trials: int, promotes: bool = False) -> str:
+    """The sampler a run uses. ``auto``: random when rungs promote, else tpe below ``AUTO_NSGA2_FROM_TRIALS``
+    trials and nsga2 from there.
+
+    Why random under rungs: rung 0's short training under-rates large models, and a model-based
+    sampler learning from it drifts to small ones (a default 2 GFLOPs run with TPE evaluated 10% of
+    its architectures in [1, 2] GFLOPs). Uniform draws from the budget-fitted space keep every
+    FLOPs region covered, and the rungs decide between them (successive halving over random
+    draws, as ASHA and Hyperband do).
+    """
     if name != "auto":
         return name
+    if promotes:
+        return "random"
     return "nsga2" if trials >= AUTO_NSGA2_FROM_TRIALS else "tpe"
 
 
-def make_sampler(name: str, seed: int | None = None, trials: int = 0) -> optuna.samplers.BaseSampler:
-    name = sampler_for(name, trials)
+def make_sampler(name: str, seed: int | None = None, trials: int = 0, promotes: bool = False):
+    """The named Optuna sampler (``auto`` resolved by ``sampler_for``)."""
+    name = sampler_for(name, trials, promotes)
     try:
         factory = SAMPLERS.get(name)
     except UnknownNameError as err:
@@ -168,12 +179,16 @@ class RunPlan:
     sampler: str  # tpe, nsga2 or random (``auto`` resolved by the trial count)
     smallest_flops: int  # of the space's smallest architecture, within the budget
     baselines: dict[str, ArchConfig] = field(default_factory=dict)  # name -> architecture, scored at the top rung
+    rung_count: int = 1  # rungs the evaluator has (a zero-cost score has one, whatever --rungs says)
 
     @classmethod
     def check(cls, config: SearchConfig) -> RunPlan:
         """Refuse what would fail later: one ConfigError naming the option."""
         _, smallest_flops = check_budget(config)
-        sampler = sampler_for(config.sampler, config.trials)
+        from .rungs import ladder
+
+        rung_count = len(ladder(config.evaluator, config.rungs, config.growth))
+        sampler = sampler_for(config.sampler, config.trials, rung_count > 1)
         if sampler not in SAMPLERS:
             raise ConfigError("--sampler", f"unknown {config.sampler!r} (choose from auto, {', '.join(SAMPLERS)})")
         try:
@@ -192,7 +207,7 @@ class RunPlan:
         from .baselines import budget_baselines
 
         found = budget_baselines(config.budget, config.img_size, config.num_classes) if config.baselines else {}
-        return cls(config, sampler, smallest_flops, found)
+        return cls(config, sampler, smallest_flops, found, rung_count)
 
     def open(self) -> OpenStudy:
         """Open (or create) the study and its shadow; refuse a study recorded with other settings."""

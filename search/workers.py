@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +40,7 @@ from optuna.trial import TrialState
 from vitsearch.space import ConfigError
 
 from . import optuna_private as private
+from . import outage
 
 HEARTBEAT_INTERVAL = 10.0  # seconds between beats
 GRACE_PERIOD = 60.0  # a beat unchanged this long (another machine's trial) means its worker is gone
@@ -72,6 +74,8 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
         # Python's default of 5 s gives "database is locked" under a few parallel writers
         # (studies/bench_workers.py measures it); a long busy timeout lets SQLite queue them.
         engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT}
+    else:  # a database server: a connection dropped by a restart is replaced, a lost call retried (search.outage)
+        engine_kwargs["pool_pre_ping"] = True
     try:
         return _rdb_storage(url, engine_kwargs)
     except ModuleNotFoundError as err:  # e.g. psycopg2 for PostgreSQL
@@ -83,22 +87,44 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
 SCHEMA_RACES = ("already exists", "UNIQUE constraint", "duplicate key")
 
 
-def _sqlite_no_fsync(engine) -> None:
-    """``PRAGMA synchronous=OFF`` on every connection: a commit hands its pages to the OS, no fsync.
+SQLITE_MODE_ENV = "VITSEARCH_SQLITE_MODE"  # "off" (default) or "wal": see _sqlite_durability
+SQLITE_MODES = {
+    "wal": ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL"),
+    "off": ("PRAGMA synchronous=OFF",),
+}
 
-    Every ``suggest_*`` and user attr is its own commit, so with SQLite's default (an fsync per
-    commit) sampling the ~100 choices of the full space took 1.4 s per trial; without the fsync,
-    90 ms (``studies/bench_driver.py``). A killed process loses nothing it committed (the OS holds
-    the pages; the kill tests in tests/search/test_workers.py check it); an OS crash or power cut
-    can damage the file. WAL would keep that safety too, but it rewrites the file's header and
-    adds ``-wal`` / ``-shm`` files whenever a study is merely read. For a study that must
-    survive power cuts, use ``--storage journal:PATH`` or PostgreSQL.
+
+def sqlite_mode() -> str:
+    mode = os.environ.get(SQLITE_MODE_ENV, "off")
+    if mode not in SQLITE_MODES:
+        raise ConfigError(SQLITE_MODE_ENV, f"unknown {mode!r} (choose from {', '.join(SQLITE_MODES)})")
+    return mode
+
+
+def _sqlite_durability(engine) -> None:
+    """How an SQLite study commits, on every connection (``$VITSEARCH_SQLITE_MODE``).
+
+    Every ``suggest_*`` and user attr is its own commit, so with SQLite's default (a rollback
+    journal and an fsync per commit) sampling the full space took 1.4 s per trial.
+
+    * ``off`` (default): rollback journal, ``synchronous=OFF``: no fsync at all. A killed process
+      loses nothing; an OS crash or power cut can lose recent commits and corrupt the file.
+    * ``wal``: write-ahead log, ``synchronous=NORMAL``. A commit appends to the
+      ``-wal`` file and fsyncs only at checkpoints: a killed process loses nothing it committed,
+      and an OS crash or power cut loses at most the last commits since the last checkpoint,
+      never the file. But it is a property of the file (a study opened once in WAL stays WAL)
+      and it leaves ``-wal`` / ``-shm`` files beside it while any process has it open.
+
+    ``studies/bench_driver.py --workers ... --sqlite-modes off wal`` measures both (README).
     """
     from sqlalchemy import event
 
+    pragmas = SQLITE_MODES[sqlite_mode()]
+
     def on_connect(connection, _record) -> None:
         cursor = connection.cursor()
-        cursor.execute("PRAGMA synchronous=OFF")
+        for pragma in pragmas:
+            cursor.execute(pragma)
         cursor.close()
 
     event.listen(engine, "connect", on_connect)
@@ -112,15 +138,26 @@ def _rdb_storage(url: str, engine_kwargs: dict[str, Any], attempts: int = 5) -> 
     for attempt in range(attempts):
         try:
             with lock():
-                storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
                 if url.startswith("sqlite"):
-                    _sqlite_no_fsync(storage.engine)
+                    storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+                    _sqlite_durability(storage.engine)
+                else:
+                    storage = outage.resilient_rdb_storage()(url, engine_kwargs=engine_kwargs)
+                    storage.outage = outage.Outage(_redacted(url), say=_say_outage)
                 return storage
         except Exception as err:
             if not any(s in str(err) for s in SCHEMA_RACES) or attempt == attempts - 1:
                 raise
             time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+QUIET_OUTAGES = False  # extra worker processes (live.worker_main) wait quietly: the main process says it once
+
+
+def _say_outage(line: str) -> None:
+    if not QUIET_OUTAGES:
+        print(line, file=sys.stderr, flush=True)
 
 
 def _redacted(url: str) -> str:
@@ -187,15 +224,30 @@ class DatabaseLock:
         self.acquire, self.release = (sqlalchemy.text(s) for s in self.STATEMENTS[dialect])
         digest = hashlib.sha256(f"vitsearch:{study_name}".encode()).digest()
         self.params = {"key": int.from_bytes(digest[:8], "big", signed=True), "name": f"vitsearch:{study_name}"[:64]}
+        self.outage = outage.Outage(_redacted(url), say=_say_outage)
+
+    def _connect(self):
+        connection = self.engine.connect()
+        try:
+            connection.execute(self.acquire, self.params)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
 
     @contextlib.contextmanager
     def __call__(self) -> Iterator[None]:
-        with self.engine.connect() as connection:
-            connection.execute(self.acquire, self.params)
+        connection = self.outage.call(self._connect)  # a server restarting: wait for it (search.outage)
+        try:
+            yield
+        finally:
             try:
-                yield
-            finally:
                 connection.execute(self.release, self.params)
+            except Exception as err:
+                if not outage.is_connection_lost(err):
+                    raise  # the server dropped the session, and the lock with it
+            finally:
+                connection.close()
 
 
 class ThreadLock:

@@ -10,6 +10,7 @@ survive a killed process, not a power cut, as before this module existed.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from collections.abc import Iterator
@@ -36,9 +37,29 @@ def atomic_path(path: str | Path, mode: int | None = None) -> Iterator[Path]:
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if is_disk_full(err):  # name the file: "[Errno 28] No space left on device" alone does not say which
+            message = "no space left on device (the previous file, if any, is unchanged)"
+            raise OSError(errno.ENOSPC, message, str(path)) from err
         raise
+
+
+DISK_FULL_MARKERS = ("no space left on device", "disk quota exceeded", "file write failed", "database or disk is full")
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err`` (or its cause) is a full disk: ENOSPC/EDQUOT, or a writer's own words for it (torch, SQLite)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(marker in str(current).lower() for marker in DISK_FULL_MARKERS):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, mode: int | None = None) -> Path:

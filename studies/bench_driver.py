@@ -12,12 +12,20 @@ time less the evaluator's (so work outside the named phases counts too).
 
     OMP_NUM_THREADS=1 .venv/bin/python studies/bench_driver.py --trials 100 1000 \\
         --storages memory sqlite journal --samplers tpe nsga2 random
+
+``--workers 1 2 4 8``: that many processes share one study (``run_search`` each, as ``vitsearch run
+--workers`` starts them); the table gives the wall time and the non-scoring worker-seconds per
+evaluated trial, per storage and SQLite durability mode (``--sqlite-modes off wal``):
+
+    OMP_NUM_THREADS=1 .venv/bin/python studies/bench_driver.py --workers 1 2 4 8 --trials 200 \\
+        --storages sqlite --sqlite-modes off wal
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import statistics
 import tempfile
 import time
@@ -28,6 +36,7 @@ import optuna
 
 from vitsearch.evaluators.base import BaseEvaluator
 from vitsearch.search.driver import PhaseClock, SearchConfig, run_search
+from vitsearch.search.workers import SQLITE_MODE_ENV
 from vitsearch.space.search_space import SearchSpace
 
 PHASES = ("loop", "ask", "sample", "budget", "params", "record", "decide", "tell")
@@ -86,6 +95,63 @@ def measure(space: SearchSpace, budget: int, trials: int, storage: str, sampler:
     return row
 
 
+def _worker(config: SearchConfig) -> None:
+    warnings.filterwarnings("ignore")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    run_search(config)
+
+
+def measure_workers(space: SearchSpace, budget: int, trials: int, url: str, workers: int, seconds: float) -> dict:
+    """``workers`` processes on one study at ``url``: wall time, and the non-scoring worker-seconds per trial.
+
+    Each process runs ``run_search`` (what ``--workers`` starts) with its own sampler seed; the
+    evaluator sleeps ``seconds``, so the overhead per evaluated trial is
+    ``workers * wall / trials - seconds``: what the driver, the storage and waiting on each other cost.
+    """
+    import multiprocessing
+
+    config = SearchConfig(
+        space=space, evaluator=ConstantEvaluator(seconds), budget=budget, trials=trials, sampler="tpe", seed=None,
+        storage=url, study_name="bench", pruner="none", baselines=False, rungs=1,
+    )  # fmt: skip
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_worker, args=(config,)) for _ in range(workers)]
+    started = time.perf_counter()
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    wall = time.perf_counter() - started
+    study = optuna.load_study(study_name="bench", storage=url)
+    evaluated = sum(1 for t in study.trials if t.user_attrs.get("result", {}).get("evaluated"))
+    return {
+        "wall_s": wall,
+        "evaluated": evaluated,
+        "exit_codes": [p.exitcode for p in processes],
+        "overhead_ms": 1000 * (workers * wall / max(evaluated, 1) - seconds),
+    }
+
+
+def workers_table(args: argparse.Namespace, space: SearchSpace) -> None:
+    print(f"space {args.space}, {args.trials[0]} trials, evaluator sleeping {args.seconds} s; start-up included")
+    print("| storage | SQLite mode | workers | evaluated | wall s | non-scoring ms per trial, per worker |")
+    print("|---|---|---|---|---|---|")
+    for storage in args.storages:
+        modes = args.sqlite_modes if storage == "sqlite" else ["-"]
+        for mode in modes:
+            for workers in args.workers:
+                with tempfile.TemporaryDirectory() as folder:
+                    url = args.postgres if storage == "postgres" else storage_url(storage, Path(folder))
+                    if mode != "-":
+                        os.environ[SQLITE_MODE_ENV] = mode  # the spawned workers read it when they open the file
+                    r = measure_workers(space, int(args.budget), args.trials[0], url, workers, args.seconds)
+                    if storage == "postgres":
+                        optuna.delete_study(study_name="bench", storage=url)
+                bad = "" if set(r["exit_codes"]) == {0} else f" (exit codes {r['exit_codes']})"
+                print(f"| {storage} | {mode} | {workers} | {r['evaluated']}{bad} | {r['wall_s']:.1f} | "
+                      f"{r['overhead_ms']:.0f} |", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="full")
@@ -94,10 +160,17 @@ def main() -> None:
     parser.add_argument("--storages", nargs="+", default=["memory", "sqlite", "journal"])
     parser.add_argument("--samplers", nargs="+", default=["tpe", "nsga2", "random"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, nargs="+", help="processes sharing one study (the workers mode)")
+    parser.add_argument("--seconds", type=float, default=0.0, help="the stand-in evaluator's sleep, workers mode")
+    parser.add_argument("--sqlite-modes", nargs="+", default=["off"], help="SQLite durability modes to compare")
+    parser.add_argument("--postgres", help="a PostgreSQL URL, for --storages postgres in the workers mode")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     space = SearchSpace.load(SPACES / f"{args.space}.yaml")
+    if args.workers:
+        workers_table(args, space)
+        return
     head = " | ".join(PHASES)
     print(f"space {args.space}, budget {args.budget / 1e9:g} GFLOPs; median ms per sampled trial (last half)")
     print(f"| trials | storage | sampler | sampled | {head} | driver ms / evaluated | share at 0.2 s | wall s |")

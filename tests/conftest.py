@@ -104,6 +104,10 @@ class _Throwaway:
             found = re.search(r"(FATAL|ERROR|PANIC):.*", log.read_text()) if log.exists() else None
             raise _NoPostgres(f"pg_ctl start failed ({' '.join(found[0].split())})" if found else str(err)) from None
 
+    def ctl(self, *args: str) -> None:
+        """``pg_ctl ARGS`` on this cluster, e.g. ``ctl("-m", "fast", "restart")`` (what an operator does)."""
+        self._run(f"pg_ctl {args[-1]}", str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", *args)
+
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
             subprocess.run(
@@ -177,3 +181,21 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'study.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[_Throwaway]:
+    """A PostgreSQL server of this test's own, to restart and stop (never the CI's shared one); else skip."""
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        pytest.skip("PostgreSQL: the psycopg2 driver is not installed (pip install -e '.[postgres]')")
+    try:
+        server = _Throwaway()
+        server.start()
+    except (_NoPostgres, OSError, subprocess.TimeoutExpired) as err:
+        pytest.skip(f"PostgreSQL: could not start a server of the test's own: {err}")
+    try:
+        yield server
+    finally:
+        server.stop()

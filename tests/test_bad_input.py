@@ -71,6 +71,10 @@ TEXT_FILES = {
     "arch_ratio.yaml": yaml.safe_dump(_arch(mlp_ratio=-2)),
     "arch_syntax.yaml": "stages:\n- {width: 64, depth: 2\n",
     "arch_v99.yaml": yaml.safe_dump({**_arch(), "version": 99}),
+    "space_key.yaml": yaml.safe_dump(
+        {**SPACE, "stages": [{**{k: v for k, v in SPACE["stages"][0].items() if k != "depth"}, "depht": [1, 2]}]}
+    ),
+    "space_depth.yaml": yaml.safe_dump({**SPACE, "stages": [{**SPACE["stages"][0], "depth": [0, 2]}]}),
     "notes.txt": "a file where a folder is expected\n",
 }
 
@@ -234,6 +238,36 @@ CASES = [
         ("flops", "arch_v99.yaml"),
         "arch_v99.yaml: version: 99 is from a newer vitsearch (this one reads version 1)",
     ),
+    Case(
+        "best-version",
+        "a run's best.yaml with another format version",
+        ("flops", "run_v2/best.yaml"),
+        "run_v2/best.yaml: version: 2 is from a newer vitsearch (this one reads version 1)",
+    ),
+    Case(
+        "space-unknown-key",
+        "misspelt key in a space file",
+        (*RUN, "--space", "space_key.yaml", *FAST),
+        "space_key.yaml: stages[0].depht: unknown field (allowed: depth, downsample, layer, mixer_options, width)",
+    ),
+    Case(
+        "space-impossible-range",
+        "depth range that includes 0 (space file)",
+        (*RUN, "--space", "space_depth.yaml", *FAST),
+        "space_depth.yaml: stages[0].depth: depths must be at least 1",
+    ),
+    Case(
+        "study-truncated-show",
+        "truncated study.db (show)",
+        ("show", "run_cut"),
+        "--storage: cannot open sqlite:///run_cut/study.db: database disk image is malformed",
+    ),
+    Case(
+        "study-truncated-run",
+        "truncated study.db (run, resuming it)",
+        ("run", "--space", "toy.yaml", "--budget", "40M", "--out", "run_cut", *FAST),
+        "--storage: cannot open sqlite:///run_cut/study.db: database disk image is malformed",
+    ),
 ]
 
 
@@ -273,6 +307,11 @@ def template(tmp_path_factory) -> Path:
     done = runner.invoke(app, [*run, *FAST])
     assert done.exit_code == 0, done.output
     assert {"study.db", "trials.csv", "pareto.csv", "best.yaml", "pareto.html"} <= set(os.listdir(root / "run"))
+    shutil.copytree(root / "run", root / "run_cut")  # the same run, its study.db cut in half
+    _truncate(root / "run_cut" / "study.db")
+    (root / "run_v2").mkdir()  # a best.yaml written by a later format
+    best = yaml.safe_load((root / "run" / "best.yaml").read_text())
+    (root / "run_v2" / "best.yaml").write_text(yaml.safe_dump({**best, "version": 2}))
 
     net = Supernet(SearchSpace.from_dict(SPACE), SupernetProfile(img_size=32, in_chans=3, num_classes=4), seed=0)
     for name in ("supernet", "supernet_flipped"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -190,6 +191,8 @@ def run_with_progress(plan: RunPlan, out: Path) -> None:
     from vitsearch.search.live import run_plan
     from vitsearch.search.outputs import write_outputs
     from vitsearch.search.results import RunResults
+    from vitsearch.space import ConfigError
+    from vitsearch.space.files import is_disk_full
 
     from .progress import SearchProgress
     from .tables import pareto_table
@@ -200,8 +203,9 @@ def run_with_progress(plan: RunPlan, out: Path) -> None:
     console.print(
         f"space {config.space.name!r} ({config.space.size():.3g} architectures, smallest "
         f"{plan.smallest_flops / 1e9:.3f} GFLOPs), budget {config.budget / 1e9:g} GFLOPs at {config.img_size}px, "
-        f"evaluator {config.evaluator.name} ({config.rungs} rungs, eta {config.eta}, growth {config.growth}), "
-        f"sampler {plan.sampler}; "
+        f"evaluator {config.evaluator.name}"
+        + (f" ({plan.rung_count} rungs: 1/{config.eta} kept, x{config.growth} training)" if plan.rung_count > 1 else "")
+        + f", sampler {plan.sampler}; "
         + (f"resuming at {already}/{config.trials}" if already else f"{config.trials} trials")
         + (f"; {config.workers} workers" if config.workers > 1 else ""),
         highlight=False,
@@ -209,7 +213,14 @@ def run_with_progress(plan: RunPlan, out: Path) -> None:
     try:
         with SearchProgress(config, already, opened.study) as progress:
             run_plan(plan, opened, progress, progress.job, progress.idle)
-    finally:  # an interrupted run still leaves consistent files for what it finished
+    except BaseException as err:  # an interrupted run still leaves consistent files for what it finished
+        with contextlib.suppress(Exception):  # best effort: the error that stopped the run is the one to report
+            write_outputs(RunResults.of(opened.study), out)
+        if is_disk_full(err) and not isinstance(err, OSError):  # SQLite's "database or disk is full"
+            where = config.storage or "the study"
+            raise ConfigError("--storage", f"{where}: no space left on device; free some and run again") from None
+        raise
+    else:
         results = RunResults.of(opened.study)
         written = write_outputs(results, out)
         if not results.front.empty:
