@@ -16,6 +16,7 @@ import torch
 
 from vitsearch.evaluators.latency import torch_threads
 from vitsearch.evaluators.training.device import worker_gpus
+from vitsearch.space import ConfigError
 
 from . import workers as shared_study
 from .baselines import record_baselines
@@ -108,4 +109,7 @@ def worker_main(plan: RunPlan, threads: int | None, gpu: str | None = None) -> N
     warnings.filterwarnings("ignore", module="optuna")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with torch_threads(threads):
-        run_search(plan)
+        try:
+            run_search(plan)
+        except ConfigError:
+            sys.exit(2)  # a storage outage past the limit: the main process, waiting on it too, prints the one line

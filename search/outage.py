@@ -88,8 +88,19 @@ def is_connection_lost(err: BaseException) -> bool:
     return False
 
 
+def root_cause(err: BaseException) -> BaseException:
+    """The innermost cause: the driver's own words, under Optuna's and SQLAlchemy's wrappers."""
+    seen = {id(err)}
+    while (inner := err.__cause__ or err.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        err = inner
+    return err
+
+
 class Outage:
     """The retry policy of one storage: how long to wait, and whether this process has said so yet."""
+
+    active: set[int] = set()  # the Outage objects of this process now waiting (ids)
 
     def __init__(self, where: str, limit: float | None = None, say: Callable[[str], None] | None = None):
         self.where = where  # the storage, as it may be printed (password redacted)
@@ -109,7 +120,9 @@ class Outage:
                 attempt += 1
                 continue
             if self.since is not None:
-                self.say(f"storage: {self.where} is back after {time.monotonic() - self.since:.0f} s; going on")
+                Outage.active.discard(id(self))
+                if not Outage.active:  # the last of this process's waits on the storage
+                    self.say(f"storage: {self.where} is back after {time.monotonic() - self.since:.0f} s; going on")
                 self.since = None
             return result
 
@@ -119,17 +132,20 @@ class Outage:
         now = time.monotonic()
         if self.since is None:
             self.since = now
-            self.say(
-                f"storage: lost {self.where} ({first_line(err)}); retrying for up to {self.limit:.0f} s "
-                "(finished trials are safe)"
-            )
+            if not Outage.active:  # said once per process, however many storage objects wait
+                self.say(
+                    f"storage: lost {self.where} ({first_line(root_cause(err))}); retrying for up to "
+                    f"{self.limit:.0f} s (finished trials are safe)"
+                )
+            Outage.active.add(id(self))
         if now - self.since > self.limit:
             waited = now - self.since
             self.since = None
+            Outage.active.discard(id(self))
             raise StorageOutage(
                 "--storage",
-                f"{self.where} unreachable for {waited:.0f} s ({first_line(err)}); nothing finished is lost: "
-                "run the same command again to resume",
+                f"{self.where} unreachable for {waited:.0f} s ({first_line(root_cause(err))}); "
+                "nothing finished is lost: run the same command again to resume",
             ) from None
         time.sleep(BACKOFF[min(attempt, len(BACKOFF) - 1)])
 
@@ -155,6 +171,12 @@ NOT_RETRIED = frozenset(
 )  # fmt: skip
 
 
+# Optuna's _CachedStorage (every study's storage wraps its RDBStorage in one) calls these private methods of it.
+CACHED_STORAGE_CALLS = (
+    "_create_new_trial", "_set_trial_param", "_get_best_trial_id", "_get_trials", "_get_stale_trial_ids",
+)  # fmt: skip
+
+
 def _resilient_class() -> type:
     from optuna.storages import RDBStorage
 
@@ -162,9 +184,9 @@ def _resilient_class() -> type:
         "__doc__": "Optuna's RDBStorage with every storage call retried through ``self.outage`` (search.outage).",
         "outage": Outage("the storage"),
     }
-    for name in dir(RDBStorage):
+    for name in [*dir(RDBStorage), *CACHED_STORAGE_CALLS]:
         method = getattr(RDBStorage, name)
-        if not name.startswith("_") and name not in NOT_RETRIED and callable(method):
+        if (not name.startswith("_") or name in CACHED_STORAGE_CALLS) and name not in NOT_RETRIED and callable(method):
             namespace[name] = retrying(method)
     return type("ResilientRDBStorage", (RDBStorage,), namespace)
 

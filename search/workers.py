@@ -77,7 +77,11 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
     else:  # a database server: a connection dropped by a restart is replaced, a lost call retried (search.outage)
         engine_kwargs["pool_pre_ping"] = True
     try:
-        return _rdb_storage(url, engine_kwargs)
+        if QUIET_OUTAGES and not url.startswith("sqlite"):  # a worker of a run whose storage opened: ride it out
+            return outage.Outage(_redacted(url), say=_say_outage).call(lambda: _rdb_storage(url, engine_kwargs))
+        return _rdb_storage(url, engine_kwargs)  # a first open fails at once: a wrong URL is one line, not a wait
+    except outage.StorageOutage:
+        raise
     except ModuleNotFoundError as err:  # e.g. psycopg2 for PostgreSQL
         raise ConfigError("--storage", f"{url.split(':')[0]} needs the Python package {err.name!r}") from None
     except Exception as err:  # SQLAlchemy's URL and connection errors: one line, naming the URL's scheme
@@ -327,8 +331,11 @@ class Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             with self._lock:
-                for trial_id in list(self.held):
-                    self._beat(trial_id)
+                try:
+                    for trial_id in list(self.held):
+                        self._beat(trial_id)
+                except outage.StorageOutage:
+                    return  # the storage is gone past the limit: the worker's own next call says so, once
 
 
 def ask_held(study: optuna.Study, heartbeat: Heartbeat) -> optuna.Trial:

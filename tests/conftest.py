@@ -80,6 +80,9 @@ class _Throwaway:
         self.data = self.folder / "data"
         self.port = _free_port()
         self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
+        # A test server: no durability, so no fsync.
+        self.options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.folder}"
+        self.options += " -c fsync=off -c synchronous_commit=off"
 
     def _run(self, what: str, *args: str) -> None:
         done = subprocess.run([*self.as_user, *args], capture_output=True, text=True, timeout=120, cwd=self.folder)
@@ -93,20 +96,19 @@ class _Throwaway:
             *(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust"),
             *("-E", "UTF8", "--locale=C", "--no-sync"),
         )
-        # A test server: no durability, so no fsync.
-        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.folder}"
-        options += " -c fsync=off -c synchronous_commit=off"
         log = self.folder / "server.log"
         try:
             pg_ctl = str(self.bin / "pg_ctl")
-            self._run("pg_ctl start", pg_ctl, "-D", str(self.data), "-l", str(log), "-w", "-o", options, "start")
+            self._run("pg_ctl start", pg_ctl, "-D", str(self.data), "-l", str(log), "-w", "-o", self.options, "start")
         except _NoPostgres as err:
             found = re.search(r"(FATAL|ERROR|PANIC):.*", log.read_text()) if log.exists() else None
             raise _NoPostgres(f"pg_ctl start failed ({' '.join(found[0].split())})" if found else str(err)) from None
 
     def ctl(self, *args: str) -> None:
         """``pg_ctl ARGS`` on this cluster, e.g. ``ctl("-m", "fast", "restart")`` (what an operator does)."""
-        self._run(f"pg_ctl {args[-1]}", str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", *args)
+        log = ("-l", str(self.folder / "server.log"))  # else the server keeps our output pipe open
+        options = ("-o", self.options) if args[-1] in ("start", "restart") else ()  # same port and folder
+        self._run(f"pg_ctl {args[-1]}", str(self.bin / "pg_ctl"), "-D", str(self.data), *log, *options, "-w", *args)
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
