@@ -38,11 +38,22 @@ def atomic_path(path: str | Path, mode: int | None = None) -> Iterator[Path]:
             os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException as err:
+        # A writer that does not say ENOSPC (torch's zip writer: "unexpected pos ...") on a disk with no room left.
+        full = is_disk_full(err) or (isinstance(err, (OSError, RuntimeError)) and _no_room(tmp.parent))
         tmp.unlink(missing_ok=True)
-        if is_disk_full(err):  # name the file: "[Errno 28] No space left on device" alone does not say which
+        if full:  # name the file: "[Errno 28] No space left on device" alone does not say which
             message = "no space left on device (the previous file, if any, is unchanged)"
             raise OSError(errno.ENOSPC, message, str(path)) from err
         raise
+
+
+def _no_room(folder: Path) -> bool:
+    import shutil
+
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20  # under 1 MiB left
+    except OSError:
+        return False
 
 
 DISK_FULL_MARKERS = ("no space left on device", "disk quota exceeded", "file write failed", "database or disk is full")

@@ -57,7 +57,7 @@ def small_disk(tmp_path) -> Path:
     disk = tmp_path / "disk"
     disk.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], capture_output=True, text=True
+        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)], capture_output=True, text=True
     )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here ({(mounted.stderr or 'not root').strip()}); "
@@ -66,8 +66,8 @@ def small_disk(tmp_path) -> Path:
     subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
-def fill(disk: Path) -> Path:
-    """Write a file until the disk is full; deleting it frees the space."""
+def fill(disk: Path, leave: int = 0) -> Path:
+    """Write a file until the disk is full, then give ``leave`` bytes back; deleting it frees the space."""
     filler = disk / "filler"
     with filler.open("wb", buffering=0) as f:
         try:
@@ -75,6 +75,8 @@ def fill(disk: Path) -> Path:
                 f.write(b"\0" * (1 << 16))
         except OSError as err:
             assert err.errno == errno.ENOSPC
+    if leave:
+        os.truncate(filler, filler.stat().st_size - leave)
     return filler
 
 
@@ -135,3 +137,22 @@ def test_the_sqlite_study_on_a_full_disk(small_disk, tmp_path):
     assert all(finished(storage)[n] == s for n, s in before.items())  # nothing finished was lost
     assert run(tmp_path, out, storage, trials=8).returncode == 0
     assert evaluated(storage) == 8
+
+
+def test_a_training_checkpoint_on_a_full_disk(small_disk, tmp_path):
+    arch = tmp_path / "arch.yaml"
+    block = {"mixer": {"type": "attention"}}
+    arch.write_text(yaml.safe_dump({"version": 1, "stages": [{"width": 64, "depth": 2, "block": block}]}))
+    out = small_disk / "train"
+    command = [sys.executable, "-m", "vitsearch.search.cli", "train", str(arch), "--data", "synthetic"]
+    command += ["--img-size", "32", "--epochs", "2", "--train-subset", "64", "--val-subset", "32", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out.mkdir()
+    filler = fill(small_disk, leave=64 * 1024)  # room for the small files, not for the weights
+    line = one_error_line(subprocess.run(command, env=env, capture_output=True, text=True))
+    assert line.startswith(f"error: {out}/") and ".pt: no space left on device" in line, line
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+    filler.unlink()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)  # the same command, with space again
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (out / "last.pt").exists()
