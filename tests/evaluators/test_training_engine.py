@@ -159,6 +159,7 @@ def test_top1_counts_and_restores_mode():
     assert model.training
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
 def test_proxy_on_cuda_bf16():
     ev = ProxyEvaluator(epochs=1, train_subset=128, val_subset=64, device="cuda", amp="bf16")
@@ -230,6 +231,7 @@ def test_every_recipe_is_checked_by_one_rule_set_with_one_error_style(make, mess
     assert str(err.value).startswith(message)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
 def test_zero_cost_on_cuda_matches_the_cpu():
     from vitsearch.evaluators.base import get_evaluator
@@ -242,6 +244,7 @@ def test_zero_cost_on_cuda_matches_the_cpu():
         assert math.isclose(gpu_ev.evaluate("test_metaformer")["score"], cpu, rel_tol=1e-3, abs_tol=1e-3), name
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
 def test_channels_last_training_on_cuda(tmp_path):
     ev = ProxyEvaluator(epochs=1, train_subset=128, val_subset=64, device="cuda", amp="bf16")
