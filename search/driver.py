@@ -104,6 +104,8 @@ def run_search(
     gate = LatencyGate(config, study) if config.measures_latency else None
     reaper = shared_study.Reaper(grace=config.grace_period)
     lock = shared_study.decision_lock(config.storage, config.study_name)
+    if plan.stratified:
+        _enqueue_stratified_start(config, study, lock)
     rejected_in_a_row = errors_in_a_row = 0
     started = time.monotonic()
     with shared_study.Heartbeat(storage, config.heartbeat_interval) as heartbeat:
@@ -142,6 +144,17 @@ def run_search(
         if config.timeout is None or time.monotonic() - started <= config.timeout:
             run_rungs(Rungs(config, plan.baselines), study, lock, on_job)
     return result
+
+
+def _enqueue_stratified_start(config: SearchConfig, study: optuna.Study, lock) -> None:
+    """A new study's first trials: one architecture per FLOPs stratum of the budget (``search.stratified``)."""
+    from .stratified import stratified_start
+
+    with lock():  # one worker enqueues, once: the others find the study started
+        if study.get_trials(deepcopy=False):
+            return
+        for params in stratified_start(config.space, config.budget, config.seed, config.img_size, config.num_classes):
+            study.enqueue_trial(params, user_attrs={"stratified": True}, skip_if_exists=True)
 
 
 def load_study(out_or_storage: str | Path, study_name: str | None = None) -> optuna.Study:

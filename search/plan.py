@@ -181,6 +181,12 @@ class RunPlan:
     baselines: dict[str, ArchConfig] = field(default_factory=dict)  # name -> architecture, scored at the top rung
     rung_count: int = 1  # rungs the evaluator has (a zero-cost score has one, whatever --rungs says)
 
+    @property
+    def stratified(self) -> bool:
+        """Whether a new study starts with one draw per FLOPs stratum (``search.stratified``): the auto sampler's
+        uniform draws under rungs."""
+        return self.config.sampler == "auto" and self.sampler == "random"
+
     @classmethod
     def check(cls, config: SearchConfig) -> RunPlan:
         """Refuse what would fail later: one ConfigError naming the option."""
