@@ -361,3 +361,15 @@ def test_cli_workers_share_one_study(tmp_path):
     study = optuna.load_study(study_name="two", storage=workers.open_storage(f"sqlite:///{out / 'study.db'}"))
     assert_exactly(study, 8)
     assert (out / "pareto.csv").exists() and (out / "best.yaml").exists()
+
+
+def test_each_extra_worker_samples_with_a_seed_of_its_own(toy_space, tmp_path):
+    """One seed for all would make every worker draw the same architectures and wait on each other."""
+    from vitsearch.search.live import with_worker_seed
+    from vitsearch.search.plan import RunPlan
+
+    plan = RunPlan.check(sqlite_config(toy_space, CountingEvaluator(BUDGET), tmp_path, seed=5, workers=3))
+    assert [with_worker_seed(plan, i).config.seed for i in (1, 2)] == [6, 7]
+    assert plan.config.seed == 5  # the main process keeps the run's seed
+    unseeded = RunPlan.check(sqlite_config(toy_space, CountingEvaluator(BUDGET), tmp_path, seed=None, workers=3))
+    assert with_worker_seed(unseeded, 1).config.seed is None
