@@ -216,25 +216,6 @@ def test_four_workers_evaluate_exactly_forty(kind, tmp_path, toy_space, request)
     assert len({t.system_attrs.get(workers.BEAT_KEY, {}).get("pid") for t in evaluated(study)}) > 1
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-def test_eight_workers_evaluate_exactly_two_hundred(kind, tmp_path, toy_space, request):
-    """More workers than cores: exact count, no duplicate, no lock error (every worker exits 0)."""
-    url = storage_url(kind, tmp_path, request)
-    config = synflow_config(toy_space, url, trials=200)
-    context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=worker_main, args=(config, 1)) for _ in range(8)]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=900)
-    assert [p.exitcode for p in processes] == [0] * 8, "a worker failed (database locked?)"
-    study = optuna.load_study(study_name="parallel", storage=workers.open_storage(url))
-    assert_exactly(study, 200)
-    reasons = [t.user_attrs.get("result", {}).get("fail_reason", "") for t in study.trials]
-    assert not [r for r in reasons if "locked" in r], "a trial failed on a lock"
-
-
 # --- kill -9 and resume -------------------------------------------------------------------------
 
 
