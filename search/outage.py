@@ -88,6 +88,12 @@ def is_connection_lost(err: BaseException) -> bool:
     return False
 
 
+def first_line(err: BaseException, empty: str | None = None) -> str:
+    """An error as one line (SQLAlchemy's wrapped DB error unwrapped); ``empty`` (default: its type) if blank."""
+    text = str(getattr(err, "orig", None) or err).strip()
+    return text.splitlines()[0][:300] if text else (empty or type(err).__name__)
+
+
 def root_cause(err: BaseException) -> BaseException:
     """The innermost cause: the driver's own words, under Optuna's and SQLAlchemy's wrappers."""
     seen = {id(err)}
@@ -127,8 +133,6 @@ class Outage:
             return result
 
     def _wait(self, err: BaseException, attempt: int) -> None:
-        from .workers import first_line
-
         now = time.monotonic()
         if self.since is None:
             self.since = now

@@ -41,6 +41,7 @@ from vitsearch.space import ConfigError
 
 from . import optuna_private as private
 from . import outage
+from .outage import first_line
 
 HEARTBEAT_INTERVAL = 10.0  # seconds between beats
 GRACE_PERIOD = 60.0  # a beat unchanged this long (another machine's trial) means its worker is gone
@@ -169,12 +170,6 @@ def _redacted(url: str) -> str:
     if "@" in rest:
         rest = "***@" + rest.split("@", 1)[1]
     return scheme + sep + rest
-
-
-def first_line(err: BaseException, empty: str | None = None) -> str:
-    """An error as one line (SQLAlchemy's wrapped DB error unwrapped); ``empty`` (default: its type) if blank."""
-    text = str(getattr(err, "orig", None) or err).strip()
-    return text.splitlines()[0][:300] if text else (empty or type(err).__name__)
 
 
 def is_out_of_memory(err: BaseException) -> bool:
