@@ -38,7 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from vitsearch.evaluators.csv_cache import CsvCache, claim, parse_shard
+from vitsearch.evaluators.csv_cache import CsvCache, claim, mine, parse_shard
 from vitsearch.evaluators.paired import PairedVerdict
 from vitsearch.search.cli.options import parse_settings
 
@@ -290,11 +290,10 @@ def run(args: argparse.Namespace) -> None:
     items = [("baselines", b, None) for b in args.budgets]
     items += [("pair", b, s) for b in args.budgets for s in args.search_seeds]
     for index, (kind, budget, seed) in enumerate(items):
-        k, n = args.shard
-        if n and index % n != k:
+        if not mine(index, args.shard):
             continue
-        with claim(args.out / ".claims", f"{kind}:{budget:g}:{seed}") as mine:
-            if not mine:
+        with claim(args.out / ".claims", f"{kind}:{budget:g}:{seed}") as taken:
+            if not taken:
                 continue
             if kind == "baselines":
                 run_baselines(args, budget)

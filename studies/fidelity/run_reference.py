@@ -30,14 +30,15 @@ import contextlib
 import csv
 import hashlib
 import json
-import os
 import sys
 import time
 import traceback
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from vitsearch.evaluators import csv_cache
+from vitsearch.evaluators.csv_cache import CsvCache
 
 HERE = Path(__file__).resolve().parent
 COLUMNS = [
@@ -138,36 +139,20 @@ def read_archs(path: Path) -> list[dict[str, str]]:
     return [rows[i] for i in interleave(len(rows))]
 
 
+# The resumable CSV cache is the package's (``evaluators.csv_cache``); these names stay for the studies
+# that read this one's rows (``paper_claims.py``, ``table.py``).
 def read_rows(path: Path) -> list[dict[str, str]]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as f:
-        return [r for r in csv.DictReader(f) if r.get("key") and r.get("finished")]
+    return CsvCache(path, COLUMNS).rows()
 
 
 def add_row(path: Path, row: dict[str, Any]) -> list[dict[str, str]]:
     """Merge ``row`` into the CSV under an exclusive lock (other shards write too); returns every row."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.with_name(f".{path.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        rows = [r for r in read_rows(path) if r["key"] != row["key"]] + [row]
-        write_rows(path, rows)
-    return rows
+    return CsvCache(path, COLUMNS).add(row)
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     """Rewrite the whole CSV through a temporary file: atomic, a kill leaves the old or the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    CsvCache(path, COLUMNS).write(rows)
 
 
 def parse_sets(pairs: list[str]) -> dict[str, Any]:
@@ -276,37 +261,11 @@ def run(args: argparse.Namespace) -> int:
     return fresh
 
 
-@contextlib.contextmanager
-def claim(out: Path, key: str) -> Iterator[bool]:
-    """Take ``key`` for this process: a claim file under ``.<out>.claims/`` naming the pid; False if a live
-    process on this host holds it. A claim left by a dead process is taken over. (``--shard claim``: any
-    number of processes share the plan, each taking the next free item, so none idles while another
-    has a long queue, as fixed shards did.)"""
-    folder = out.with_name(f".{out.name}.claims")
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / hashlib.sha1(key.encode()).hexdigest()[:16]
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                holder = int(path.read_text() or 0)
-                os.kill(holder, 0)
-            except (ValueError, ProcessLookupError, FileNotFoundError):
-                path.unlink(missing_ok=True)  # its process died (or the file is half-written): take it over
-                continue
-            except PermissionError:
-                pass
-            yield False
-            return
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        try:
-            yield True
-        finally:
-            path.unlink(missing_ok=True)
-        return
-    yield False
+def claim(out: Path, key: str) -> contextlib.AbstractContextManager[bool]:
+    """Take ``key`` for this process (``evaluators.csv_cache.claim``, in ``.<out>.claims/`` beside ``out``).
+    (``--shard claim``: any number of processes share the plan, each taking the next free item, so none
+    idles while another has a long queue, as fixed shards did.)"""
+    return csv_cache.claim(out.with_name(f".{out.name}.claims"), key)
 
 
 def evaluate(ev: Any, arch: Any, key: str, failed: type[Exception]) -> dict[str, Any] | None:
@@ -327,12 +286,10 @@ def evaluate(ev: Any, arch: Any, key: str, failed: type[Exception]) -> dict[str,
 
 def parse_shard(text: str) -> tuple[int, int]:
     """``K/N``: every N-th item from K; ``claim``: ``(0, 0)``, every free item, claimed as it starts."""
-    if text == "claim":
-        return 0, 0
-    k, sep, n = text.partition("/")
-    if not (sep and k.isdigit() and n.isdigit() and 0 <= int(k) < int(n)):
-        raise argparse.ArgumentTypeError(f"expected K/N with 0 <= K < N, got {text!r}")
-    return int(k), int(n)
+    try:
+        return csv_cache.parse_shard(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def main(argv: list[str] | None = None) -> None:
