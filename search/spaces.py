@@ -1,7 +1,9 @@
-"""The shipped search spaces (``studies/*.yaml``) and how a ``--space`` value names one."""
+"""The shipped search spaces (``space/spaces/*.yaml``, package data of ``vitsearch.space``) and how a
+``--space`` value names one."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,8 +12,11 @@ if TYPE_CHECKING:
 
 
 def spaces_dir() -> Path:
-    """The shipped study files: ``studies/`` of the source tree this package runs from."""
-    return Path(__file__).resolve().parent.parent / "studies"
+    """The shipped space files: ``spaces/`` of the installed ``vitsearch.space`` package (a wheel ships them)."""
+    # Located, not imported: `vitsearch --help` imports this module, and the space package imports torch.
+    spec = importlib.util.find_spec("vitsearch.space")
+    assert spec is not None and spec.submodule_search_locations, "vitsearch.space is not installed"
+    return Path(next(iter(spec.submodule_search_locations))).resolve() / "spaces"
 
 
 def resolve_space(name_or_path: str) -> SearchSpace:

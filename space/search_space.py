@@ -1,6 +1,6 @@
 """SearchSpace: the declared choices of a study, sampled into ``ArchConfig``s by Optuna.
 
-A space file (``studies/*.yaml``) mirrors ``ArchConfig``; wherever a value is a list it is a
+A space file (``space/spaces/*.yaml``) mirrors ``ArchConfig``; wherever a value is a list it is a
 choice, wherever it is a scalar it is fixed::
 
     name: psvit

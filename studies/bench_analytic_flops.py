@@ -2,7 +2,7 @@
 
 Draws architectures from a search space (default the full space) at the target profile
 (224 px, 1000 classes), times both on each, checks they agree, and prints medians and the
-ratio. Usage: ``.venv/bin/python studies/bench_analytic_flops.py [--n 30] [--space studies/full.yaml]``
+ratio. Usage: ``.venv/bin/python studies/bench_analytic_flops.py [--n 30] [--space full]``
 """
 
 from __future__ import annotations
@@ -11,24 +11,23 @@ import argparse
 import statistics
 import time
 import warnings
-from pathlib import Path
 
 import optuna
 
 from vitsearch.evaluators.complexity import analytic_flops, count_flops
-from vitsearch.space.search_space import SearchSpace
+from vitsearch.search.spaces import resolve_space
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--space", default=str(Path(__file__).with_name("full.yaml")))
+    parser.add_argument("--space", default="full", help="a shipped space name or a space file")
     parser.add_argument("--n", type=int, default=30)
     parser.add_argument("--img-size", type=int, default=224)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-    space = SearchSpace.load(args.space)
+    space = resolve_space(args.space)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     analytic_s, traced_s, worst = [], [], 0.0
     for _ in range(args.n):

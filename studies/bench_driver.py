@@ -36,11 +36,11 @@ import optuna
 
 from vitsearch.evaluators.base import BaseEvaluator
 from vitsearch.search.driver import PhaseClock, SearchConfig, run_search
+from vitsearch.search.spaces import resolve_space
 from vitsearch.search.workers import SQLITE_MODE_ENV, open_storage
 from vitsearch.space.search_space import SearchSpace
 
 PHASES = ("loop", "ask", "sample", "budget", "params", "record", "decide", "tell")
-SPACES = Path(__file__).resolve().parent
 
 
 class ConstantEvaluator(BaseEvaluator):
@@ -174,7 +174,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    space = SearchSpace.load(SPACES / f"{args.space}.yaml")
+    space = resolve_space(args.space)
     if args.workers:
         workers_table(args, space)
         return

@@ -27,6 +27,7 @@ from vitsearch.evaluators.complexity import analytic_flops
 from vitsearch.evaluators.latency import LatencySettings, arch_latency_ms
 from vitsearch.evaluators.latency_table import LatencyTable
 from vitsearch.evaluators.validate import bootstrap_ci, kendall_tau, spearman_rho
+from vitsearch.search.spaces import resolve_space
 from vitsearch.space.search_space import SearchSpace
 
 HERE = Path(__file__).resolve().parent
@@ -44,7 +45,7 @@ def draw(space: SearchSpace, n: int, budget: float, seed: int) -> list:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--space", default=str(HERE / "full.yaml"))
+    parser.add_argument("--space", default="full", help="a shipped space name or a space file")
     parser.add_argument("--n", type=int, default=30)
     parser.add_argument("--budget", type=float, default=2e9)
     parser.add_argument("--seed", type=int, default=0)
@@ -55,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     settings = LatencySettings(backend=args.backend, repeats=args.repeats)
-    archs = draw(SearchSpace.load(args.space), args.n + args.calibrate, args.budget, args.seed)
+    archs = draw(resolve_space(args.space), args.n + args.calibrate, args.budget, args.seed)
     table = LatencyTable(settings)
     if args.calibrate:  # on architectures of their own, so the errors below are out of sample
         start = time.perf_counter()

@@ -23,7 +23,7 @@ from vitsearch.evaluators.base import BaseEvaluator, get_evaluator
 from vitsearch.search.budget import parse_flops
 from vitsearch.search.driver import SearchConfig, run_search
 from vitsearch.search.plots import hypervolume_2d
-from vitsearch.space.search_space import SearchSpace
+from vitsearch.search.spaces import resolve_space
 
 
 class Memoised(BaseEvaluator):
@@ -62,7 +62,7 @@ def curve(space, evaluator, sampler: str, seed: int, trials: int, budget: int) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--space", default=str(Path(__file__).with_name("full.yaml")))
+    parser.add_argument("--space", default="full", help="a shipped space name or a space file")
     parser.add_argument("--budget", default="2G")
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -71,7 +71,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-    space, budget = SearchSpace.load(args.space), parse_flops(args.budget)
+    space, budget = resolve_space(args.space), parse_flops(args.budget)
     # synflow is reported as its natural log (positive for these nets): the "accuracy" axis here.
     evaluator = Memoised(get_evaluator("synflow", data="synthetic", batch_size=8, width_mult=0.25))
     curves, seconds = {}, {}

@@ -10,8 +10,8 @@ from vitsearch.evaluators.complexity import analytic_flops, analytic_params, cou
 from vitsearch.space import build_model, get_preset, list_presets
 from vitsearch.space.search_space import SearchSpace
 
-STUDIES = Path(__file__).resolve().parents[2] / "studies"
-SPACES = sorted(STUDIES.glob("*.yaml"))
+SPACES_DIR = Path(__file__).resolve().parents[2] / "space" / "spaces"
+SPACES = sorted(SPACES_DIR.glob("*.yaml"))
 
 
 def draw(space: SearchSpace, n: int, seed: int = 0):
@@ -37,7 +37,7 @@ def test_space_loads_and_extremes_bound_samples(path):
 
 def small_full_space() -> SearchSpace:
     """The full space with every per-layer choice kept, but narrower and shallower (tracing cost)."""
-    data = yaml.safe_load((STUDIES / "full.yaml").read_text())
+    data = yaml.safe_load((SPACES_DIR / "full.yaml").read_text())
     for stage in data["stages"]:
         stage["width"] = [w // 4 for w in stage["width"]]
         stage["depth"] = [d for d in stage["depth"] if d <= 2]

@@ -24,7 +24,7 @@ from vitsearch.space import (
 from vitsearch.space.onnx_export import export_onnx, onnx_max_abs_diff
 from vitsearch.space.search_space import SearchSpace
 
-STUDIES = Path(__file__).resolve().parents[2] / "studies"
+SPACES_DIR = Path(__file__).resolve().parents[2] / "space" / "spaces"
 g = torch.Generator().manual_seed(0)
 
 
@@ -121,5 +121,5 @@ def test_listed_by_the_cli_and_taken_by_the_full_space():
 
     result = CliRunner().invoke(app, ["mixers"])
     assert result.exit_code == 0 and "window" in result.output
-    full = SearchSpace.load(STUDIES / "full.yaml")
+    full = SearchSpace.load(SPACES_DIR / "full.yaml")
     assert all("window" in stage.layer.mixer for stage in full.stages)

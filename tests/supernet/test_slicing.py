@@ -17,7 +17,7 @@ from vitsearch.space.mixers.qkv import qkv_bias, qkv_weight, v_weight
 from vitsearch.space.scheme import BlockDiagonalMlp
 from vitsearch.space.search_space import SearchSpace
 
-STUDIES = Path(__file__).resolve().parents[2] / "studies"
+SPACES_DIR = Path(__file__).resolve().parents[2] / "space" / "spaces"
 g = torch.Generator().manual_seed(0)
 
 
@@ -173,9 +173,9 @@ def test_linformer_projection_per_token_count():
         assert torch.equal(got, holder.seq_proj[f"n{tokens}"])
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in STUDIES.glob("*.yaml")))
+@pytest.mark.parametrize("name", sorted(p.stem for p in SPACES_DIR.glob("*.yaml")))
 def test_space_dims_cover_every_path_of_the_shipped_spaces(name):
-    sp = SearchSpace.load(STUDIES / f"{name}.yaml")
+    sp = SearchSpace.load(SPACES_DIR / f"{name}.yaml")
     assert SearchSpace.from_dict(sp.to_dict()) == sp  # checkpoints store the space this way
     profile = SupernetProfile(img_size=28, in_chans=1, num_classes=10)
     dims = space_dims(sp, profile)
