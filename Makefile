@@ -1,10 +1,10 @@
-# Quick start: `make run` (set up and run the main job), `make test` (set up and run the checks).
+# Quick start: `make run` (set up and run the main job), `make test` (set up and run the checks, docs included).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-fast lint run clean
+.PHONY: test test-fast lint docs run clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -12,21 +12,25 @@ $(BIN)/python:
 
 # Re-install when the project metadata changes; pip takes torch from local wheels where the machine has them.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,docs]'
 	touch $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check space evaluators search tests studies
 	$(BIN)/ruff format --check space evaluators search tests studies
 
-test: lint
+# The documentation site, built strictly: a broken link, anchor or API reference fails (build/ is ignored).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/site
+
+test: lint docs
 	$(BIN)/python -m pytest -q
 
-test-fast: lint  # everything but the tests marked slow (over about 10 s each)
+test-fast: lint docs  # everything but the tests marked slow (over about 10 s each)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 run: $(STAMP)
 	$(BIN)/vitsearch run --budget 2GFLOPs --workers 2
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache build/site build/docs_src

@@ -1,10 +1,10 @@
 """Complexity: FLOPs (fvcore with audited handles) and parameter counts.
 
-Convention (DESIGN.md): one fused multiply-add is one FLOP, element-wise ops are free, and
-the model is counted in eval mode. fvcore counts ``scaled_dot_product_attention``, FFTs and
-other ops as zero out of the box; here every costly op the blocks use has a handle, and an
-op that is neither handled nor on ``FREE_OPS`` raises ``UncountedOpError`` instead of
-silently counting zero.
+Convention (docs/design.md, "Complexity conventions"): one fused multiply-add is one FLOP,
+element-wise ops are free, and the model is counted in eval mode. fvcore counts
+``scaled_dot_product_attention``, FFTs and other ops as zero out of the box; here every costly
+op the blocks use has a handle, and an op that is neither handled nor on ``FREE_OPS`` raises
+``UncountedOpError`` instead of silently counting zero.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The proxy profile: how one ArchConfig is trained cheaply, and the arch rewrite it implies.
 
-An architecture is described at the *target* profile (224 px, DESIGN.md). At the proxy
+An architecture is described at the *target* profile (224 px, docs/design.md "Contracts"). At the proxy
 resolution (28 px for mnist5k) its stem would leave almost no tokens (28 // 16 = 1), so
 ``adapt_arch`` rewrites two things, and nothing else:
 
@@ -54,7 +54,7 @@ class ProxyProfile(Recipe):
     img_size: int | None = None  # proxy input side; None = the dataset's native size (mnist5k: 28)
     grid: int | None = None  # stem token grid side; None = the arch's grid at target_img_size x grid_scale
     grid_scale: float = 0.5  # stem grid side x this when grid is None (0.5: DeiT 14x14 -> 7x7 tokens)
-    target_img_size: int = 224  # resolution the arch is described at (DESIGN.md target profile)
+    target_img_size: int = 224  # resolution the arch is described at (docs/design.md: the target profile)
     width_mult: float = 0.125  # stage widths x this (heads and groups kept valid)
     epochs: int = 2
     train_subset: int | None = 500  # training images (stratified, seeded); None = all

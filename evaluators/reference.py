@@ -1,7 +1,7 @@
 """The ``reference`` evaluator: the proxy's recipe trained long enough to mean "better once trained".
 
 It is ``ProxyEvaluator`` with another default profile (``REFERENCE_PROFILE``), the ground
-truth that every cheaper estimate's Kendall tau is measured against (DESIGN.md):
+truth that every cheaper estimate's Kendall tau is measured against (docs/design.md, "Fidelity and ground truth"):
 
 - **All training images** (``train_subset=None``: mnist5k's 4,500) for **9 epochs**:
   40,500 images seen, 40.5x the default proxy's 500 x 2 = 1,000 (in batches of 32 here, 8 there).

@@ -1,7 +1,7 @@
 """ArchConfig: a frozen, hashable, validated description of one Vision Transformer.
 
 The tree is ``ArchConfig -> StageConfig -> BlockConfig -> MixerConfig``, the MetaFormer
-general form of DESIGN.md: ``stem -> stages[downsample -> blocks] -> norm -> head``.
+general form of docs/design.md ("The space"): ``stem -> stages[downsample -> blocks] -> norm -> head``.
 Every config round-trips through plain dicts, YAML and JSON; validation names the field
 path of the first problem it finds (``stages[0].blocks[3].mixer.heads: 5 does not divide
 width 192``).

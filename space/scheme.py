@@ -22,7 +22,7 @@ Deviations from the official code, all deliberate:
   expected start is the same ``a = 0.5`` but differs per layer and per seed.
 - The official eval path returns ``BDMLP(x)`` without the factor ``a`` (it relies on ``a``
   having reached ~1); here eval returns ``a*BDMLP(x)`` so the train and eval functions agree
-  and the fold is exact, as DESIGN.md asks.
+  and the fold is exact, as docs/design.md ("The mechanisms", SCHEME) asks.
 - The official code forms ``X^T`` with ``reshape`` on a ``(B, C, H, W)`` tensor, which is not a
   transpose (it scrambles channels and positions); here it is the true transpose, i.e. the
   covariance the paper writes. The cls token, where the model has one, is one more row of X.

@@ -44,7 +44,7 @@ def run(
         str,
         typer.Option(
             "--pruner",
-            help="pareto (stop when a cheaper trial is as accurate at the same epoch), "
+            help="pareto (stop when a trial costing no more was strictly more accurate at the same epoch), "
             "successive_halving, median, hyperband or none.",
         ),
     ] = DEFAULT_PRUNER,
