@@ -1,4 +1,4 @@
-"""The files of a run directory, written from one ``RunResults``: CSVs, the best architecture, the plots."""
+"""The files of a run directory, written from one ``RunResults``: CSVs, the best architecture, the pages."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ from pathlib import Path
 
 from vitsearch.space.files import atomic_write_text
 
-from .plots import write_plots
+from .plots import figures, write_plots
 from .results import RunResults, arch_of
+from .run_report import write_report
 
 
 def write_outputs(results: RunResults, out: Path, plots: bool = True) -> list[Path]:
-    """trials.csv, pareto.csv, baselines.csv, best.yaml and (optionally) the HTML pages, each atomically."""
+    """trials.csv, pareto.csv, baselines.csv, best.yaml and (optionally) the plots and report.html, each atomically."""
     written = [out / "trials.csv", out / "pareto.csv"]
     atomic_write_text(written[0], results.trials.to_csv(index=False))
     atomic_write_text(written[1], results.front.to_csv(index=False))
@@ -21,5 +22,7 @@ def write_outputs(results: RunResults, out: Path, plots: bool = True) -> list[Pa
         arch, _ = arch_of(results.study, results.best.number)
         written.append(atomic_write_text(out / "best.yaml", arch.to_yaml()))
     if plots:
-        written += write_plots(results, out)
+        figs = figures(results)  # drawn once: the importance figure fits fANOVA
+        written += write_plots(results, out, figs)
+        written.append(write_report(results, out, figs))
     return written

@@ -33,6 +33,7 @@ class ParetoInfo(NamedTuple):
     score_label: str  # what the score is: the evaluator's name
     baselines: pd.DataFrame  # hand-designed architectures scored by the same evaluator (search.baselines)
     objectives: tuple[str, ...] = ("flops",)  # what the front minimises besides the score
+    lower: pd.DataFrame | None = None  # evaluated only at lower rungs: where the search went, not comparable
 
 
 class HistoryInfo(NamedTuple):
@@ -46,14 +47,16 @@ def _get_pareto_info(results: RunResults) -> ParetoInfo:
     trials, front, baselines = results.trials, results.front, results.baselines
     evaluated = trials[trials["state"] == "COMPLETE"]
     rung = top_rung(trials)
+    lower = evaluated.iloc[0:0]
     if rung is not None:  # one axis, one fidelity: lower rungs' scores are not comparable across sizes
+        lower = evaluated[(evaluated["rung"] < rung) & evaluated["within_budget"]]
         evaluated = evaluated[evaluated["rung"] == rung]
         baselines = baselines[baselines["rung"] == rung] if "rung" in baselines else baselines
     others = evaluated.drop(index=front.index, errors="ignore")
     evaluators = sorted(set(trials["evaluator"])) if "evaluator" in trials else []
     scored = baselines[baselines["state"] == "COMPLETE"]
     label = f"score ({results.fidelity or ', '.join(evaluators) or 'none'})"
-    return ParetoInfo(results.budget / 1e9, front, others, label, scored, results.objectives)
+    return ParetoInfo(results.budget / 1e9, front, others, label, scored, results.objectives, lower)
 
 
 def _hover(frame: pd.DataFrame, name: str = "trial", prefix: str = "trial ") -> list[str]:
@@ -67,6 +70,18 @@ def _hover(frame: pd.DataFrame, name: str = "trial", prefix: str = "trial ") -> 
 
 def _get_pareto_plot(info: ParetoInfo) -> go.Figure:
     fig = go.Figure()
+    if info.lower is not None and not info.lower.empty:  # where the search went across the budget
+        fig.add_trace(
+            go.Scatter(
+                x=info.lower["gflops"],
+                y=info.lower["score"],
+                mode="markers",
+                name="stopped at a lower rung (score not comparable)",
+                marker={"color": "gray", "size": 7, "symbol": "circle-open", "opacity": 0.5},
+                hovertext=[f"{h}<br>{f}" for h, f in zip(_hover(info.lower), info.lower["fidelity"], strict=True)],
+                hoverinfo="text",
+            )
+        )
     fig.add_trace(
         go.Scatter(
             x=info.others["gflops"],
@@ -188,15 +203,19 @@ def _get_importance_plot(study: optuna.Study) -> go.Figure:
     return fig
 
 
-def write_plots(results: RunResults, out: Path) -> list[Path]:
-    """Write pareto.html (with the baselines), history.html and importance.html into ``out``."""
-    pages = {
+def figures(results: RunResults) -> dict[str, go.Figure]:
+    """The three figures of a run, by page name: the front with the baselines, the history, the importance."""
+    return {
         "pareto.html": _get_pareto_plot(_get_pareto_info(results)),
         "history.html": _get_history_plot(_get_history_info(results.trials, results.budget)),
         "importance.html": _get_importance_plot(results.study),
     }
+
+
+def write_plots(results: RunResults, out: Path, figs: dict[str, go.Figure] | None = None) -> list[Path]:
+    """Write pareto.html (with the baselines), history.html and importance.html into ``out``."""
     written = []
-    for name, fig in pages.items():
+    for name, fig in (figs or figures(results)).items():
         path = out / name
         atomic_write_text(path, fig.to_html(include_plotlyjs=True, full_html=True))
         written.append(path)

@@ -1,4 +1,4 @@
-"""Reading a finished or running study: ``show``, ``plot`` and ``export``."""
+"""Reading a finished or running study: ``show``, ``plot``, ``report`` and ``export``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def show(
     target: Annotated[str, typer.Argument(help="A run directory or an Optuna storage URL.")],
     study: Annotated[str | None, typer.Option("--study")] = None,
 ) -> None:
-    """Print the Pareto front of a study."""
+    """Print the Pareto front of a study, its baselines and verdict, and the chosen architecture drawn."""
     from vitsearch.search.driver import load_study
     from vitsearch.search.results import RunResults
 
@@ -24,6 +24,8 @@ def show(
 
     results = RunResults.of(load_study(target, study))
     console.print(pareto_table(results.front, title=f"Pareto front of {results.study.study_name}"))
+    if results.best is not None:
+        console.print(_drawing(results))
     if not results.baselines.empty:
         console.print(baselines_table(results.baselines))
         console.print(results.verdict_line() or "no evaluated architecture within budget yet", highlight=False)
@@ -49,6 +51,32 @@ def plot(
     folder = out or (Path(target) if "://" not in target else Path("."))
     for path in write_plots(results, folder):
         console.print(f"wrote {path}")
+
+
+def _drawing(results):
+    from vitsearch.search.run_report import pick_view
+
+    from .drawing import arch_panels
+
+    row = results.best_row
+    title = f"chosen architecture: trial {row['trial']}, {row['gflops']:.3f} GFLOPs, {row['params'] / 1e6:.2f}M params"
+    return arch_panels(pick_view(results), title)
+
+
+@user_errors
+def report(
+    target: Annotated[str, typer.Argument(help="A run directory or an Optuna storage URL.")],
+    study: Annotated[str | None, typer.Option("--study")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder of report.html (default: the run dir).")] = None,
+) -> None:
+    """(Re)write report.html: the front, the chosen architecture drawn, the plots and how to use the pick."""
+    from vitsearch.search.driver import load_study
+    from vitsearch.search.results import RunResults
+    from vitsearch.search.run_report import write_report
+
+    results = RunResults.of(load_study(target, study))
+    folder = writable_folder(out or (Path(target) if "://" not in target else Path(".")), "--out")
+    console.print(f"wrote {write_report(results, folder)}")
 
 
 @user_errors
@@ -141,4 +169,4 @@ def _export_deploy(
     console.print("wrote " + ", ".join(p.name for p in result.files) + f" in {output}", highlight=False)
 
 
-COMMANDS = {"show": show, "plot": plot, "export": export}
+COMMANDS = {"show": show, "plot": plot, "report": report, "export": export}
