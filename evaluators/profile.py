@@ -41,8 +41,8 @@ from .training.recipe import Recipe, Rule, positive_or_none
 class ProxyProfile(Recipe):
     """Settings of cheap proxy training; recorded with every result (``to_dict``).
 
-    The defaults were chosen by the fidelity study (``studies/fidelity``, README "proxy
-    fidelity"): 500 of the reference's 4,500 images x 2 epochs in batches of 8 (128 optimizer
+    The defaults were chosen by the fidelity study (``studies/fidelity``,
+    docs/results/fidelity.md): 500 of the reference's 4,500 images x 2 epochs in batches of 8 (128 optimizer
     steps), at its 7x7-token grid and x0.125 width. Of the profiles costing at most 5% of the
     reference's seconds it ranks best (Kendall tau 0.58 against the reference's ranking, beating
     ``params`` and ``flops`` at 95%), at 4% of the reference's seconds. The steps decide: every

@@ -109,7 +109,8 @@ def sqlite_mode() -> str:
 def _sqlite_durability(engine) -> None:
     """How an SQLite study commits, on every connection (``$VITSEARCH_SQLITE_MODE``).
 
-    Every ``suggest_*`` and user attr is its own commit, so with SQLite's default (a rollback
+    Through Optuna's public path every ``suggest_*`` and user attr is its own commit (ours batch a
+    trial's writes into one, ``optuna_private.batched_writes``); with SQLite's default (a rollback
     journal and an fsync per commit) sampling the full space took 1.4 s per trial.
 
     * ``off`` (default): rollback journal, ``synchronous=OFF``: no fsync at all. A killed process
@@ -120,7 +121,7 @@ def _sqlite_durability(engine) -> None:
       never the file. But it is a property of the file (a study opened once in WAL stays WAL)
       and it leaves ``-wal`` / ``-shm`` files beside it while any process has it open.
 
-    ``studies/bench_driver.py --workers ... --sqlite-modes off wal`` measures both (README).
+    ``studies/bench_driver.py --workers ... --sqlite-modes off wal`` measures both (docs/results/driver.md).
     """
     from sqlalchemy import event
 

@@ -7,7 +7,7 @@ labels (label smoothing, as the proxy evaluator); with ``distill`` all but the l
 from the largest's detached soft predictions instead (in-place distillation). Distillation
 is off by default: in short runs the largest path by FLOPs need not be the best learner
 (all-attention paths learn slowly on small data), and distilling from it erased the ranking
-signal in the README's control experiment (Kendall tau -0.01 with, 0.56 without). "Largest"
+signal in the control experiment of docs/results/supernet.md (Kendall tau -0.01 with, 0.56 without). "Largest"
 and "smallest" are by FLOPs at the target profile (``SearchSpace.largest`` / ``smallest``);
 ``max_flops`` restricts the random paths to a budget. Learning rate: linear warm-up, then a
 cosine decay to ``min_lr`` per step. Global grad-norm clipping.

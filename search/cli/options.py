@@ -7,8 +7,8 @@ from typing import Annotated, Any
 import typer
 
 DEFAULT_SPACE = "full"
-# 40: past TPE's 10 random start-up trials, a search rather than a sample; with --workers 2 and the
-# default proxy it takes about 4 minutes on a 2-core CPU, baselines included (README, make run).
+# 40: enough draws for three rungs (a default run promoted 14, then 5); with --workers 2 and the default proxy
+# `make run` takes about 7.5 minutes on a 2-core CPU, set-up and baselines included (docs/results/make-run.md).
 DEFAULT_TRIALS = 40
 DEFAULT_EVALUATOR = "proxy"  # the only estimate with rank signal in studies/proxy_fidelity.md
 DEFAULT_PRUNER = "none"  # the rungs stop the weak (search/rungs.py); pruning 2-epoch trials decided nothing

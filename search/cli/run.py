@@ -29,7 +29,7 @@ def run(
     budget: Annotated[str, typer.Option("--budget", help="FLOPs budget: 2GFLOPs, 2G, 1.5e9, 750MFLOPs, 750M.")],
     space: Annotated[str, typer.Option("--space", help="A shipped space name or a space YAML file.")] = DEFAULT_SPACE,
     trials: Annotated[
-        int, typer.Option("--trials", min=1, help="Architectures to evaluate (over resumes; TPE: 10 random first).")
+        int, typer.Option("--trials", min=1, help="Architectures to evaluate (over resumes).")
     ] = DEFAULT_TRIALS,
     evaluator: Annotated[str, typer.Option("--evaluator", help="Accuracy estimate, by name.")] = DEFAULT_EVALUATOR,
     data: Annotated[str | None, typer.Option("--data", help="mnist5k, an image folder, cifar10:PATH.")] = None,
@@ -38,7 +38,11 @@ def run(
     ] = None,
     max_params: Annotated[str | None, typer.Option("--max-params", help="Parameter cap, e.g. 10M.")] = None,
     sampler: Annotated[
-        str, typer.Option("--sampler", help="auto (tpe below 200 trials, nsga2 from 200), tpe, nsga2 or random.")
+        str,
+        typer.Option(
+            "--sampler",
+            help="auto (random when rungs promote; else tpe below 200 trials, nsga2 from 200), tpe, nsga2 or random.",
+        ),
     ] = "auto",
     pruner: Annotated[
         str,
