@@ -56,3 +56,11 @@ class PairedVerdict:
         if self.low is None or self.high is None or self.mean_diff is None:
             return "—"
         return f"{self.mean_diff:+.3f} [{self.low:+.3f}, {self.high:+.3f}]"
+
+
+def mean_sd(values: list[float]) -> str:
+    """``0.912 +- 0.004 (n=3)``: the mean, the sample standard deviation (``—`` under 2 values) and n."""
+    if not values:
+        return "—"
+    sd = f"{statistics.stdev(values):.3f}" if len(values) > 1 else "—"
+    return f"{statistics.mean(values):.3f} +- {sd} (n={len(values)})"

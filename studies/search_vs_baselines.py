@@ -27,10 +27,8 @@ finishes. The work is one item per (budget, search seed); processes started with
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -39,17 +37,16 @@ from pathlib import Path
 from typing import Any
 
 from vitsearch.evaluators.csv_cache import CsvCache, claim, mine, parse_shard
-from vitsearch.evaluators.paired import PairedVerdict
+from vitsearch.evaluators.paired import PairedVerdict, mean_sd
+from vitsearch.evaluators.result_rows import ResultRows, now, result_row, timed_evaluate
+from vitsearch.search.budget import parse_flops
 from vitsearch.search.cli.options import parse_settings
+from vitsearch.search.comparison import fitted_space, random_draws, scaled_families, search_spend, top_rung_evaluator
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "search_vs_baselines"
 SPACE = "full"
-# One reference training per row; the columns of the fidelity study's cache, so its rows read alike.
-RESULT_COLUMNS = [
-    "key", "arch_id", "digest", "evaluator", "label", "seed", "settings_hash", "score", "best_val_acc", "curve",
-    "seconds", "cpu_seconds", "device", "amp", "epochs", "threads", "error", "result", "settings", "finished",
-]  # fmt: skip
+# One reference training per row of results.csv: the package's ResultRows (the fidelity study's columns).
 PICK_COLUMNS = [
     "key", "budget", "method", "search_seed", "digest", "flops", "score", "fidelity", "steps", "evaluations",
     "seconds", "arch", "finished",
@@ -58,10 +55,6 @@ RANDOM_COLUMNS = ["key", "budget", "search_seed", "index", "digest", "flops", "s
 RANDOM_COLUMNS += ["arch", "finished"]
 METHODS = ("search", "random")
 VERDICT_COLUMNS = ["budget", "method", "baseline", "mean_diff", "low", "high", "n_pairs", "verdict"]
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def gflops(budget: float) -> str:
@@ -90,17 +83,18 @@ def search_pick(args: argparse.Namespace, budget: float, seed: int) -> dict[str,
     print(f"search {name}: {' '.join(command[1:])}", flush=True)
     started = datetime.now(timezone.utc)
     subprocess.run(command, check=True)
-    study = _load(journal, name)
-    from vitsearch.search.results import RunResults, run_scores
+    import optuna
 
+    from vitsearch.search.results import RunResults
+    from vitsearch.search.rungs import run_scores
+    from vitsearch.search.workers import open_storage
+
+    study = optuna.load_study(study_name=name, storage=open_storage(f"journal:{journal}"))
     results = RunResults.of(study)
     row = results.best_row
     if row is None:
         raise RuntimeError(f"{name}: no evaluated architecture within budget")
-    scores = run_scores(study)
-    steps = sum(s.fidelity.steps or 0 for by_rung in scores.values() for s in by_rung.values())
-    top = max(rung for by_rung in scores.values() for rung in by_rung)
-    evaluations = [sum(1 for by_rung in scores.values() if r in by_rung) for r in range(top + 1)]
+    steps, evaluations = search_spend(run_scores(study))
     arch = results.best.user_attrs["arch"]
     record = {
         "key": key, "budget": budget, "method": "search", "search_seed": seed, "digest": row["digest"],
@@ -115,48 +109,7 @@ def search_pick(args: argparse.Namespace, budget: float, seed: int) -> dict[str,
     return {k: str(v) for k, v in record.items()}
 
 
-def _load(journal: Path, name: str):
-    import optuna
-
-    from vitsearch.search.workers import open_storage
-
-    return optuna.load_study(study_name=name, storage=open_storage(f"journal:{journal}"))
-
-
 # --- random search at the same compute ----------------------------------------------------------------------
-
-
-def fitted_space(budget: float):
-    from vitsearch.search.spaces import resolve_space
-    from vitsearch.space.budget_fit import fit_to_budget
-
-    return fit_to_budget(resolve_space(SPACE), int(budget))
-
-
-def top_rung_evaluator(args: argparse.Namespace):
-    """The proxy at the default search's top rung (``vitsearch run``'s evaluator, rungs and eta)."""
-    from dataclasses import fields
-
-    from vitsearch.search.plan import SearchConfig, make_evaluator
-    from vitsearch.search.rungs import ladder
-
-    defaults = {f.name: f.default for f in fields(SearchConfig)}
-    proxy = make_evaluator("proxy", args.data, parse_settings(args.proxy_set))
-    return ladder(proxy, defaults["rungs"], defaults["eta"])[-1]
-
-
-def random_draws(space, budget: float, seed: int):
-    """Distinct uniform draws within budget, in a fixed order for ``seed`` (so a rerun resumes)."""
-    from vitsearch.space.analytic import analytic_flops
-
-    rng, seen = random.Random(seed), set()
-    while True:
-        arch = space.sample_random(rng)
-        digest = arch.digest()
-        flops = analytic_flops(arch)
-        if flops <= budget and digest not in seen:
-            seen.add(digest)
-            yield arch, flops
 
 
 def random_pick(args: argparse.Namespace, budget: float, seed: int, steps_allowed: int) -> dict[str, str]:
@@ -168,9 +121,9 @@ def random_pick(args: argparse.Namespace, budget: float, seed: int, steps_allowe
     if key in picks.by_key():
         return picks.by_key()[key]
     cache = CsvCache(args.out / "random.csv", RANDOM_COLUMNS)
-    evaluator = top_rung_evaluator(args)
+    evaluator = top_rung_evaluator(args.data, parse_settings(args.proxy_set))
     done, spent, index = cache.by_key(), 0, 0
-    draws = random_draws(fitted_space(budget), budget, seed)
+    draws = random_draws(fitted_space(SPACE, budget), budget, seed)
     while spent < steps_allowed:
         arch, flops = next(draws)
         row_key = f"{gflops(budget)}:{seed}:{index}"
@@ -207,28 +160,13 @@ def random_pick(args: argparse.Namespace, budget: float, seed: int, steps_allowe
 # --- reference trainings ------------------------------------------------------------------------------------
 
 
-def baseline_archs(budget: float) -> dict[str, Any]:
-    """Every hand-designed family scaled to the budget (not ``budget_baselines``, which names a scaled member
-    after the preset it equals): equal FLOPs footing, and the names the cached trainings carry."""
-    from vitsearch.search.baselines import FAMILIES, scaled_to_budget
-
-    out = {}
-    for family, build in FAMILIES.items():
-        arch = scaled_to_budget(build, int(budget), img_size=224, num_classes=1000)
-        if arch is not None:
-            out[family] = arch
-    return out
-
-
 def train(args: argparse.Namespace, name: str, budget: float, space: str, arch, seed: int) -> dict[str, str] | None:
     """The reference recipe on ``arch`` at ``seed`` (cached in results.csv; rows of the same architecture and
     seed under another name are copied, not retrained)."""
-    import time
-
     from vitsearch.evaluators.complexity import analytic_flops
-    from vitsearch.evaluators.reference import ReferenceEvaluator, curve
+    from vitsearch.evaluators.reference import ReferenceEvaluator
 
-    results = CsvCache(args.out / "results.csv", RESULT_COLUMNS)
+    results = ResultRows(args.out / "results.csv")
     settings = {**parse_settings(args.reference_set), "seed": seed}
     evaluator = ReferenceEvaluator(args.data or "mnist5k", device=args.device, **settings)
     arch_key = evaluator.cache_key(arch)
@@ -238,26 +176,11 @@ def train(args: argparse.Namespace, name: str, budget: float, space: str, arch, 
         return done[key]
     flops = analytic_flops(arch)
     row = {"key": key, "arch_id": f"{name}|{budget:g}|{space}|{flops}", "digest": arch.digest(), "label": name}
-    twin = next((r for k, r in done.items() if k.startswith(f"{arch_key}:") and not r["error"]), None)
+    twin = results.twin(arch_key, done, succeeded=True)
     if twin is not None:
         record = {**twin, **row, "finished": now()}
-    else:
-        started, cpu = time.perf_counter(), time.process_time()
-        try:
-            result, error = evaluator.evaluate(arch), ""
-        except Exception as err:  # noqa: BLE001 - recorded; the verdict skips it
-            result, error = {}, str(err).splitlines()[0] if str(err) else type(err).__name__
-        settings = evaluator.settings()
-        record = {
-            **row, "evaluator": evaluator.name, "seed": seed,
-            "settings_hash": hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12],
-            "score": result.get("score", ""), "best_val_acc": result.get("best_val_acc", ""),
-            "curve": " ".join(f"{a:.4f}" for a in curve(result)) if result else "",
-            "seconds": f"{time.perf_counter() - started:.2f}", "cpu_seconds": f"{time.process_time() - cpu:.2f}",
-            "device": args.device, "amp": "off", "epochs": evaluator.profile.epochs, "threads": 1, "error": error,
-            "result": json.dumps(result, sort_keys=True, default=str),
-            "settings": json.dumps(settings, sort_keys=True, default=str), "finished": now(),
-        }  # fmt: skip
+    else:  # every error is recorded (one thread, as OMP_NUM_THREADS): the verdict skips it
+        record = result_row(evaluator, row, name, seed, 1, timed_evaluate(evaluator, arch, key, (Exception,)))
     results.add(record)
     source = f" (row of {twin['label']})" if twin is not None else f" in {float(record['seconds']):.0f} s"
     print(f"reference {name} at {gflops(budget)} seed {seed}: {record['score'] or record['error']}{source}", flush=True)
@@ -282,7 +205,7 @@ def run_item(args: argparse.Namespace, budget: float, seed: int) -> None:
 
 def run_baselines(args: argparse.Namespace, budget: float) -> None:
     for train_seed in args.train_seeds:
-        for family, arch in baseline_archs(budget).items():
+        for family, arch in scaled_families(budget).items():
             train(args, family, budget, "-", arch, train_seed)
 
 
@@ -307,7 +230,7 @@ def run(args: argparse.Namespace) -> None:
 def reference_scores(args: argparse.Namespace) -> dict[tuple[float, str], dict[int, float]]:
     """(budget, row name) -> training seed -> reference accuracy."""
     out: dict[tuple[float, str], dict[int, float]] = {}
-    for r in CsvCache(args.out / "results.csv", RESULT_COLUMNS).rows():
+    for r in ResultRows(args.out / "results.csv").rows():
         if not r["error"] and r["score"]:
             name, budget, _, _ = r["arch_id"].split("|")
             out.setdefault((float(budget), name), {})[int(r["seed"])] = float(r["score"])
@@ -330,7 +253,7 @@ def verdicts(args: argparse.Namespace) -> list[dict[str, Any]]:
     scores = reference_scores(args)
     rows = []
     for budget in args.budgets:
-        families = {n: s for (b, n), s in scores.items() if b == budget and n in baseline_archs(budget)}
+        families = {n: s for (b, n), s in scores.items() if b == budget and n in scaled_families(budget)}
         if not families:
             continue
         best = max(families, key=lambda n: statistics.mean(families[n].values()))
@@ -374,14 +297,14 @@ def table(args: argparse.Namespace) -> str:
     for budget in args.budgets:
         for p in sorted((p for p in picks if float(p["budget"]) == budget), key=lambda p: p["key"]):
             name = pick_name(p["method"], int(p["search_seed"]))
-            reference = _mean_sd(scores.get((budget, name), {}))
+            reference = mean_sd(list(scores.get((budget, name), {}).values()))
             lines.append(f"| {gflops(budget)} | {name} | {int(p['flops']) / 1e9:.3f} | {float(p['score']):.3f} "
                          f"({p['fidelity']}) | {p['steps']} | {reference} |")  # fmt: skip
-        for family, arch in baseline_archs(budget).items():
+        for family, arch in scaled_families(budget).items():
             from vitsearch.evaluators.complexity import analytic_flops
 
             lines.append(f"| {gflops(budget)} | {family} | {analytic_flops(arch) / 1e9:.3f} | — | — | "
-                         f"{_mean_sd(scores.get((budget, family), {}))} |")  # fmt: skip
+                         f"{mean_sd(list(scores.get((budget, family), {}).values()))} |")  # fmt: skip
     rows = verdicts(args)
     lines += ["", "| budget | method | against | difference, mean [95% t-interval] | pairs | verdict |"]
     lines.append("|---|---|---|---|---|---|")
@@ -392,18 +315,8 @@ def table(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def _mean_sd(by_seed: dict[int, float]) -> str:
-    values = list(by_seed.values())
-    if not values:
-        return "—"
-    sd = f"{statistics.stdev(values):.3f}" if len(values) > 1 else "—"
-    return f"{statistics.mean(values):.3f} +- {sd} ({len(values)})"
-
-
 def parse_budget(text: str) -> float:
-    from vitsearch.search.budget import parse_flops
-
-    return float(parse_flops(text))
+    return float(parse_flops(text))  # a float, as the caches' budget columns hold it
 
 
 def main(argv: list[str] | None = None) -> None:

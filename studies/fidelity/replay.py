@@ -37,11 +37,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vitsearch.evaluators.validate import SHIPPED_PROXY_LABEL as DEFAULT_PROXY
 from vitsearch.evaluators.validate import kendall_tau
 from vitsearch.search.promotion import Candidate, promote, rung_sizes
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_PROXY = "proxy-b8-500x2-w0.125"
 REFERENCE_EPOCHS = 9
 BUDGETS = (0.5e9, 1e9, 2e9)
 ETA = 3

@@ -26,43 +26,18 @@ Run it with one thread (``--threads 1``, the default) and ``OMP_NUM_THREADS=1``;
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
-import hashlib
 import json
 import sys
-import time
-import traceback
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from vitsearch.evaluators import csv_cache
-from vitsearch.evaluators.csv_cache import CsvCache
+from vitsearch.evaluators.csv_cache import mine, parse_shard
+from vitsearch.evaluators.result_rows import ResultRows, result_row, timed_evaluate
+from vitsearch.evaluators.validate import SHIPPED_PROXY_LABEL
+from vitsearch.search.cli.options import parse_settings
 
 HERE = Path(__file__).resolve().parent
-COLUMNS = [
-    "key",
-    "arch_id",
-    "digest",
-    "evaluator",
-    "label",
-    "seed",
-    "settings_hash",
-    "score",
-    "best_val_acc",
-    "curve",
-    "seconds",
-    "cpu_seconds",
-    "device",
-    "amp",
-    "epochs",
-    "threads",
-    "error",
-    "result",
-    "settings",
-    "finished",
-]
 ZERO_COST = ["synflow", "naswot", "snip", "grad_norm", "jacob_cov", "dss"]
 # label -> (evaluator, settings), cheapest first so the table fills early: every zero-cost score, then the
 # proxy varied one knob at a time from ``P500X4``, the default when the study began (pinned, so a label
@@ -104,7 +79,7 @@ CHEAP: dict[str, tuple[str, dict[str, Any]]] = {
     # the default before the study: 1,000 images x 4 at the full target grid, capped at 300 s
     "proxy-old": _proxy(train_subset=1000, grid_scale=1.0, max_seconds=300.0),
 }
-DEFAULT_LABEL = "proxy-b8-500x2-w0.125"  # the profile ProxyProfile ships (checked by tests/studies)
+DEFAULT_LABEL = SHIPPED_PROXY_LABEL  # the profile ProxyProfile ships (checked by tests/studies)
 
 
 def interleave(n: int) -> list[int]:
@@ -139,39 +114,11 @@ def read_archs(path: Path) -> list[dict[str, str]]:
     return [rows[i] for i in interleave(len(rows))]
 
 
-# The resumable CSV cache is the package's (``evaluators.csv_cache``); these names stay for the studies
-# that read this one's rows (``paper_claims.py``, ``table.py``).
-def read_rows(path: Path) -> list[dict[str, str]]:
-    return CsvCache(path, COLUMNS).rows()
-
-
-def add_row(path: Path, row: dict[str, Any]) -> list[dict[str, str]]:
-    """Merge ``row`` into the CSV under an exclusive lock (other shards write too); returns every row."""
-    return CsvCache(path, COLUMNS).add(row)
-
-
-def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Rewrite the whole CSV through a temporary file: atomic, a kill leaves the old or the new file."""
-    CsvCache(path, COLUMNS).write(rows)
-
-
-def parse_sets(pairs: list[str]) -> dict[str, Any]:
-    import yaml
-
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set: expected key=value, got {pair!r}")
-        out[key] = yaml.safe_load(value)
-    return out
-
-
 def plan(args: argparse.Namespace) -> list[tuple[str, str, dict[str, Any], slice]]:
     """``(label, evaluator, settings, which archs)`` in the order they run."""
     if args.plan == "cheap":
         return [(label, ev, {"seed": 0, **kw}, slice(None)) for label, (ev, kw) in CHEAP.items()]
-    sets = parse_sets(args.set)
+    sets = parse_settings(args.set)
     label = args.label or "-".join([args.evaluator, *(f"{k}{v}" for k, v in sets.items())])
     seed0 = (label, args.evaluator, {"seed": 0, **sets})
     if args.evaluator != "reference":
@@ -183,42 +130,11 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, dict[str, Any], slice
     ]
 
 
-def record(ev: Any, arch_row: dict[str, str], label: str, seed: int, threads: int, outcome: dict[str, Any]) -> dict:
-    from vitsearch.evaluators.reference import curve
-
-    result = outcome.get("result", {})
-    settings = ev.settings()
-    profile = getattr(ev, "profile", None)
-    precision = getattr(ev, "precision", None)
-    return {
-        "key": outcome["key"],
-        "arch_id": arch_row["arch_id"],
-        "digest": arch_row["digest"],
-        "evaluator": ev.name,
-        "label": label,
-        "seed": seed,
-        "settings_hash": hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12],
-        "score": result.get("score", ""),
-        "best_val_acc": result.get("best_val_acc", ""),
-        "curve": " ".join(f"{a:.4f}" for a in curve(result)),
-        "seconds": f"{outcome['seconds']:.2f}",
-        "cpu_seconds": f"{outcome['cpu_seconds']:.2f}",
-        "device": str(getattr(ev, "device", "cpu")),
-        "amp": precision.amp if precision is not None else "off",
-        "epochs": profile.epochs if profile is not None else "",
-        "threads": threads,
-        "error": outcome.get("error", ""),
-        "result": json.dumps(result, sort_keys=True),
-        "settings": json.dumps(settings, sort_keys=True, default=str),
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
 def run(args: argparse.Namespace) -> int:
     """Evaluate every missing (architecture, evaluator, settings); returns how many were evaluated."""
     import torch
 
-    from vitsearch.evaluators.base import EvaluationFailed, get_evaluator
+    from vitsearch.evaluators.base import get_evaluator
     from vitsearch.space import ArchConfig
 
     torch.set_num_threads(args.threads)
@@ -226,15 +142,15 @@ def run(args: argparse.Namespace) -> int:
     if args.only:
         wanted = set(args.only.split(","))
         archs = [a for a in archs if a["arch_id"] in wanted]
-    shard, shards = args.shard
-    done = {r["key"] for r in read_rows(args.out)}
+    results = ResultRows(args.out)
+    done = set(results.by_key())
     fresh = item = 0
     for label, name, kwargs, which in plan(args):
         ev = get_evaluator(name, device=args.device, **kwargs)
         seed = kwargs["seed"]
         for arch_row in archs[which]:
             item += 1
-            if shards and (item - 1) % shards != shard:
+            if not mine(item - 1, args.shard):
                 continue
             arch = ArchConfig.from_dict(json.loads(arch_row["arch"]))
             if arch.digest() != arch_row["digest"]:
@@ -244,52 +160,21 @@ def run(args: argparse.Namespace) -> int:
                 continue
             if args.limit is not None and fresh >= args.limit:
                 return fresh
-            with claim(args.out, key) as mine:
-                if not mine:  # --shard claim: another live process is on it
+            with results.claim(key) as taken:
+                if not taken:  # --shard claim: another live process is on it
                     continue
-                done = {r["key"] for r in read_rows(args.out)}  # it may have finished while we looked
+                done = set(results.by_key())  # it may have finished while we looked
                 if key in done:
                     continue
-                outcome = evaluate(ev, arch, key, EvaluationFailed)
+                outcome = timed_evaluate(ev, arch, key)
                 if outcome is None:
                     continue  # an unexpected error is logged, not cached: a rerun retries it
-                rows = add_row(args.out, record(ev, arch_row, label, seed, args.threads, outcome))
+                rows = results.add(result_row(ev, arch_row, label, seed, args.threads, outcome))
             done = {r["key"] for r in rows}
             fresh += 1
             score = outcome.get("result", {}).get("score", outcome.get("error"))
             print(f"{label} seed {seed} {arch_row['arch_id']}: {score} in {outcome['seconds']:.0f} s", flush=True)
     return fresh
-
-
-def claim(out: Path, key: str) -> contextlib.AbstractContextManager[bool]:
-    """Take ``key`` for this process (``evaluators.csv_cache.claim``, in ``.<out>.claims/`` beside ``out``).
-    (``--shard claim``: any number of processes share the plan, each taking the next free item, so none
-    idles while another has a long queue, as fixed shards did.)"""
-    return csv_cache.claim(out.with_name(f".{out.name}.claims"), key)
-
-
-def evaluate(ev: Any, arch: Any, key: str, failed: type[Exception]) -> dict[str, Any] | None:
-    start, cpu = time.perf_counter(), time.process_time()
-
-    def timed(**out: Any) -> dict[str, Any]:
-        return {"key": key, **out, "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu}
-
-    try:
-        result = ev.evaluate(arch)
-    except failed as err:
-        return timed(error=err.reason)
-    except Exception:
-        traceback.print_exc()
-        return None
-    return timed(result=result)
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``K/N``: every N-th item from K; ``claim``: ``(0, 0)``, every free item, claimed as it starts."""
-    try:
-        return csv_cache.parse_shard(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,19 +19,19 @@ import argparse
 import csv
 import math
 import statistics
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from vitsearch.evaluators.result_rows import ResultRows
+from vitsearch.evaluators.validate import SHIPPED_PROXY_LABEL as DEFAULT_LABEL
 from vitsearch.evaluators.validate import bootstrap_ci, kendall_tau, spearman_rho
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from run_reference import DEFAULT_LABEL  # noqa: E402  (the label of the profile ProxyProfile ships)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
+    """Every row of a plain CSV (``archs.csv``); none if it does not exist."""
     if not path.exists():
         return []
     with path.open(newline="") as f:
@@ -81,16 +81,13 @@ def paired_difference(
     shared = sorted(a.keys() & b.keys() & truth.keys())
     if len(shared) < 3:
         return math.nan, (math.nan, math.nan), len(shared)
-    x, y, t = (np.array([d[k] for k in shared]) for d in (a, b, truth))
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(n_boot):
-        i = rng.integers(0, len(shared), len(shared))
-        d = kendall_tau(x[i], t[i]) - kendall_tau(y[i], t[i])
-        if math.isfinite(d):
-            diffs.append(d)
-    low, high = np.percentile(diffs, [2.5, 97.5]) if diffs else (math.nan, math.nan)
-    return kendall_tau(x, t) - kendall_tau(y, t), (float(low), float(high)), len(shared)
+    xy = np.array([[a[k], b[k]] for k in shared])  # resampled by row: both taus see the same architectures
+    t = np.array([truth[k] for k in shared])
+
+    def gap(pairs: np.ndarray, truth_: np.ndarray) -> float:
+        return kendall_tau(pairs[:, 0], truth_) - kendall_tau(pairs[:, 1], truth_)
+
+    return gap(xy, t), bootstrap_ci(xy, t, gap, n_boot, seed), len(shared)
 
 
 def choose_default(archs: list[dict[str, str]], ref: list[dict[str, str]], cheap: list[dict[str, str]], **kw) -> str:
@@ -214,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--default", default=DEFAULT_LABEL, help="the label of the shipped default (bold)")
     parser.add_argument("--out", type=Path, help="also write the markdown here")
     args = parser.parse_args(argv)
-    archs, ref, cheap = read_csv(args.archs), read_csv(args.reference), read_csv(args.cheap)
+    archs, ref, cheap = read_csv(args.archs), ResultRows(args.reference).rows(), ResultRows(args.cheap).rows()
     text = "\n\n".join(
         [
             "## Fidelity against the reference",

@@ -5,8 +5,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from vitsearch.evaluators.complexity import analytic_flops, count_flops
 from vitsearch.search.cli import app
-from vitsearch.space import list_presets
+from vitsearch.space import build_model, get_preset, list_presets
 
 runner = CliRunner()
 
@@ -24,17 +25,20 @@ def test_flops_json_reports_params_and_flops():
 def test_flops_table_and_profile_options():
     result = runner.invoke(app, ["flops", "test_vit", "--img-size", "32", "--num-classes", "10"])
     assert result.exit_code == 0, result.output
-    assert "stages.0" in result.stdout and "total" in result.stdout
+    assert "stages.0" in result.stdout
+    total = next(line for line in result.stdout.splitlines() if "total" in line)
+    want = analytic_flops("test_vit", img_size=32, num_classes=10)  # at the profile asked for, not 224 px
+    assert want != analytic_flops("test_vit") and f"{want / 1e9:.4f}" in total
 
 
 def test_flops_from_a_config_file(tmp_path):
-    from vitsearch.space import get_preset
-
     path = tmp_path / "arch.yaml"
     get_preset("test_metaformer").save(path)
     result = runner.invoke(app, ["flops", str(path), "--img-size", "64", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["img_size"] == 64
+    report = json.loads(result.stdout)
+    assert report["img_size"] == 64
+    assert report["flops"] == analytic_flops(get_preset("test_metaformer"), img_size=64) > 0
 
 
 @pytest.mark.parametrize(
@@ -85,3 +89,7 @@ def test_flops_of_every_preset_deployed_and_train_form(name):
     deployed, train = json.loads(deployed.stdout), json.loads(train.stdout)
     assert deployed["form"] == "deployed" and train["form"] == "train"
     assert deployed["params"] <= train["params"]  # reparameterisation only removes weights
+    # the deployed count is the analytic one; the train form's is fvcore's on the model as built (not reparameterised)
+    assert deployed["flops"] == analytic_flops(name, img_size=32, num_classes=10) > 0
+    model = build_model(get_preset(name), img_size=32, num_classes=10)
+    assert train["flops"] == count_flops(model, img_size=32) >= deployed["flops"]

@@ -208,8 +208,15 @@ def test_sharing_validation_errors(stages, path, message):
 
 
 def test_sharing_compares_resolved_heads():
-    # heads null at width 128 resolves to 2 (head dim 64): same as the sharer's explicit 2.
-    validate(arch(StageConfig(128, (attn(heads=None), attn(heads=2, share=True)))))
+    # heads null at width 128 resolves to 2 (head dim 64): same as the sharer's explicit 2, either way round.
+    for source, sharer in ((None, 2), (2, None), (None, None)):
+        config = arch(StageConfig(128, (attn(heads=source), attn(heads=sharer, share=True))))
+        assert validate(config) is config and attention_sources(config) == {(0, 0)}
+    # at width 256 null resolves to 4: not the sharer's 2, though neither config says 4
+    with pytest.raises(ConfigError, match="heads 2 differ from the previous block's 4"):
+        validate(arch(StageConfig(256, (attn(heads=None), attn(heads=2, share=True)))))
+    with pytest.raises(ConfigError, match="heads 4 differ from the previous block's 2"):
+        validate(arch(StageConfig(256, (attn(heads=2), attn(heads=None, share=True)))))
 
 
 # --- ViX conv stem -------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import importlib.util
 import json
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from vitsearch.evaluators.base import BaseEvaluator, EvaluationFailed, register_evaluator
+from vitsearch.evaluators.result_rows import ResultRows
 from vitsearch.space import get_preset
 from vitsearch.space.presets import vit
 
@@ -25,6 +27,10 @@ def load(name: str):
 
 
 runner, table = load("run_reference"), load("table")
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    return ResultRows(path).rows()
 
 
 @register_evaluator("fake_fidelity")
@@ -88,14 +94,14 @@ def test_resumes_without_redoing_and_keys_by_settings(archs, tmp_path):
     path, configs = archs
     out = tmp_path / "cheap.csv"
     run(path, out, "--limit", "2")
-    assert len(runner.read_rows(out)) == 2 and len(FakeEvaluator.calls) == 2
+    assert len(read_rows(out)) == 2 and len(FakeEvaluator.calls) == 2
     run(path, out)  # resumes: only the other three
-    rows = runner.read_rows(out)
+    rows = read_rows(out)
     assert len(rows) == 5 and len(FakeEvaluator.calls) == 5 and len({r["key"] for r in rows}) == 5
     run(path, out)
     assert len(FakeEvaluator.calls) == 5  # everything cached
     run(path, out, "--set", "offset=1")  # other settings: other keys, evaluated again
-    rows = runner.read_rows(out)
+    rows = read_rows(out)
     assert len(rows) == 10 and {r["label"] for r in rows} == {"fake_fidelity", "fake_fidelity-offset1"}
     first = next(r for r in rows if r["arch_id"] == "a1" and r["label"] == "fake_fidelity")
     assert float(first["score"]) == 2 and first["curve"] == "0.5000 0.2000" and first["error"] == ""
@@ -108,22 +114,22 @@ def test_failures_are_cached_and_crashes_retried(archs, tmp_path):
     FakeEvaluator.crash = {configs[1].digest()}
     out = tmp_path / "cheap.csv"
     run(path, out)
-    rows = {r["arch_id"]: r for r in runner.read_rows(out)}
+    rows = {r["arch_id"]: r for r in read_rows(out)}
     assert rows["a0"]["error"] == "diverged" and rows["a0"]["score"] == ""
     assert "a1" not in rows and len(rows) == 4
     FakeEvaluator.crash = set()
     run(path, out)
     assert FakeEvaluator.calls.count(configs[0].digest()) == 1  # the deterministic failure is not retried
-    assert FakeEvaluator.calls.count(configs[1].digest()) == 2 and len(runner.read_rows(out)) == 5
+    assert FakeEvaluator.calls.count(configs[1].digest()) == 2 and len(read_rows(out)) == 5
 
 
 def test_shards_split_the_plan_and_share_one_csv(archs, tmp_path):
     path, configs = archs
     out = tmp_path / "cheap.csv"
     run(path, out, "--shard", "1/2")
-    assert len(runner.read_rows(out)) == 2  # items 2 and 4 of 5
+    assert len(read_rows(out)) == 2  # items 2 and 4 of 5
     run(path, out, "--shard", "0/2")
-    rows = runner.read_rows(out)
+    rows = read_rows(out)
     assert len(rows) == 5 and len(FakeEvaluator.calls) == 5  # merged, nothing done twice
     assert all(float(r["cpu_seconds"]) >= 0 for r in rows)
     with pytest.raises(SystemExit):
@@ -138,9 +144,9 @@ def test_claim_mode_skips_what_a_live_process_holds_and_takes_over_from_a_dead_o
     out = tmp_path / "cheap.csv"
     dead = subprocess.Popen(["true"])
     dead.wait()  # its pid now names no process (reuse within the test is vanishingly unlikely)
-    with runner.claim(out, "held") as mine:  # this (live) process holds "held"
+    with ResultRows(out).claim("held") as mine:  # this (live) process holds "held"
         assert mine
-        with runner.claim(out, "held") as again:
+        with ResultRows(out).claim("held") as again:
             assert not again
     folder = out.with_name(f".{out.name}.claims")
     assert list(folder.iterdir()) == []  # released
@@ -149,14 +155,14 @@ def test_claim_mode_skips_what_a_live_process_holds_and_takes_over_from_a_dead_o
     for i in (0, 1):
         ev = FakeEvaluator()
         keys[i] = ev.cache_key(configs[i])
-    held = folder / runner.hashlib.sha1(keys[0].encode()).hexdigest()[:16]
+    held = folder / hashlib.sha1(keys[0].encode()).hexdigest()[:16]
     held.write_text(str(os.getpid()))
-    (folder / runner.hashlib.sha1(keys[1].encode()).hexdigest()[:16]).write_text(str(dead.pid))
+    (folder / hashlib.sha1(keys[1].encode()).hexdigest()[:16]).write_text(str(dead.pid))
     run(path, out, "--shard", "claim")
-    assert {r["arch_id"] for r in runner.read_rows(out)} == {"a1", "a2", "a3", "a4"}
+    assert {r["arch_id"] for r in read_rows(out)} == {"a1", "a2", "a3", "a4"}
     held.unlink()
     run(path, out, "--shard", "claim")
-    assert len(runner.read_rows(out)) == 5 and len(FakeEvaluator.calls) == 5
+    assert len(read_rows(out)) == 5 and len(FakeEvaluator.calls) == 5
 
 
 def test_reference_plan_adds_the_second_seed_on_the_first_archs():
@@ -189,7 +195,7 @@ def test_pinned_profiles_do_not_follow_the_shipped_default():
 
 
 def test_bad_set_is_one_line_naming_the_field(archs, tmp_path):
-    with pytest.raises(SystemExit, match="--set: expected key=value"):
+    with pytest.raises(SystemExit, match="--set: expected KEY=VALUE"):
         run(archs[0], tmp_path / "x.csv", "--set", "epochs")
 
 
@@ -214,7 +220,7 @@ def test_table_on_partial_data(archs, tmp_path, capsys):
 
     table.main(["--archs", str(path), "--reference", str(ref), "--cheap", str(cheap), "--last", "2", "--n-boot", "50"])
     assert "mean of the last 2 epochs" in capsys.readouterr().out
-    assert table.scores(runner.read_rows(ref), "reference", 0, last=2)["a3"] == pytest.approx(0.45)  # (0.5 + 0.4) / 2
+    assert table.scores(read_rows(ref), "reference", 0, last=2)["a3"] == pytest.approx(0.45)  # (0.5 + 0.4) / 2
 
     table.main(["--archs", str(path), "--reference", str(tmp_path / "none.csv"), "--cheap", str(cheap)])
     assert "No reference curves yet." in capsys.readouterr().out
@@ -225,7 +231,7 @@ def test_choose_default_applies_the_rule_and_compares_with_params_and_flops(arch
     ref, cheap = tmp_path / "reference.csv", tmp_path / "cheap.csv"
     run(path, ref, "--label", "reference")
     run(path, cheap, "--label", "good", "--set", "offset=5")
-    rows = (table.read_csv(path), runner.read_rows(ref), runner.read_rows(cheap))
+    rows = (table.read_csv(path), read_rows(ref), read_rows(cheap))
     assert "No estimate has n >= 30" in table.choose_default(*rows, n_boot=20)
     text = table.choose_default(*rows, n_boot=20, min_n=3, share=10.0)
     assert "**good**, tau 1.000" in text and "Against `params`" in text and "Against `flops`" in text

@@ -7,6 +7,9 @@ from argparse import Namespace
 
 from study_scripts import load_study
 
+from vitsearch.evaluators.csv_cache import CsvCache
+from vitsearch.evaluators.result_rows import ResultRows
+
 FAST = ["epochs=1", "train_subset=48", "val_subset=48", "img_size=32"]
 
 
@@ -21,16 +24,16 @@ def test_search_random_at_the_same_compute_references_and_verdicts_resume(tmp_pa
     argv += ["--out", str(out), "--data", "synthetic", *(f"--proxy-set={s}" for s in FAST)]
     argv += [f"--reference-set={s}" for s in FAST]
     study.main(argv)
-    picks = {p["method"]: p for p in study.CsvCache(out / "picks.csv", study.PICK_COLUMNS).rows()}
+    picks = {p["method"]: p for p in CsvCache(out / "picks.csv", study.PICK_COLUMNS).rows()}
     assert set(picks) == {"search", "random"}
     search, randomised = picks["search"], picks["random"]
     assert "rung 2" in search["fidelity"] and int(search["flops"]) <= 3e8
     assert int(randomised["steps"]) >= int(search["steps"]) > 0  # the same compute, in optimizer steps
-    draws = study.CsvCache(out / "random.csv", study.RANDOM_COLUMNS).rows()
+    draws = CsvCache(out / "random.csv", study.RANDOM_COLUMNS).rows()
     assert len(draws) == int(randomised["evaluations"]) and all(int(d["flops"]) <= 3e8 for d in draws)
     spent_before_last = sum(int(d["steps"]) for d in draws[:-1])
     assert spent_before_last < int(search["steps"])  # it stopped as soon as the steps were reached
-    results = study.CsvCache(out / "results.csv", study.RESULT_COLUMNS).rows()
+    results = ResultRows(out / "results.csv").rows()
     names = {r["label"] for r in results}
     assert {"search s0", "random s0", "poolformer", "schemeformer"} <= names  # DeiT has no member at 0.3G
     assert len(results) == 2 * len(names)  # every row at both training seeds
@@ -41,8 +44,8 @@ def test_search_random_at_the_same_compute_references_and_verdicts_resume(tmp_pa
     assert all(v["verdict"] in ("beats", "inconclusive", "loses") for v in verdicts)
     assert "| 0.3G | search s0 |" in capsys.readouterr().out
     study.main(argv)  # everything cached: nothing is searched, drawn or trained again
-    assert len(study.CsvCache(out / "results.csv", study.RESULT_COLUMNS).rows()) == len(results)
-    assert len(study.CsvCache(out / "random.csv", study.RANDOM_COLUMNS).rows()) == len(draws)
+    assert len(ResultRows(out / "results.csv").rows()) == len(results)
+    assert len(CsvCache(out / "random.csv", study.RANDOM_COLUMNS).rows()) == len(draws)
 
 
 def test_verdicts_pair_each_pick_with_the_best_baseline_by_training_seed(tmp_path):
@@ -55,7 +58,7 @@ def test_verdicts_pair_each_pick_with_the_best_baseline_by_training_seed(tmp_pat
         ("random s0", 0, 0.93), ("random s0", 1, 0.945),
         ("random s1", 0, 0.94), ("random s1", 1, 0.95),
     ]  # fmt: skip
-    cache = study.CsvCache(tmp_path / "results.csv", study.RESULT_COLUMNS)
+    cache = ResultRows(tmp_path / "results.csv")
     for name, seed, score in rows:
         cache.add({"key": f"{name}{seed}", "arch_id": f"{name}|5e+08|x|1", "seed": seed, "score": score,
                    "error": "", "finished": "t"})  # fmt: skip
@@ -66,17 +69,3 @@ def test_verdicts_pair_each_pick_with_the_best_baseline_by_training_seed(tmp_pat
     assert float(found["search", "poolformer"]["mean_diff"]) == 0.0215
     assert found["random", "poolformer"]["verdict"] == "loses"
     assert found["search", "random"]["verdict"] == "beats"
-
-
-def test_random_draws_are_distinct_within_budget_and_repeatable():
-    from itertools import islice
-
-    from vitsearch.space.analytic import analytic_flops
-
-    study = load()
-    space = study.fitted_space(5e8)
-    first = list(islice(study.random_draws(space, 5e8, 3), 30))
-    again = list(islice(study.random_draws(space, 5e8, 3), 30))
-    assert [a.digest() for a, _ in first] == [a.digest() for a, _ in again]
-    assert len({a.digest() for a, _ in first}) == 30
-    assert all(f <= 5e8 and analytic_flops(a) == f for a, f in first)
