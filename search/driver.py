@@ -12,7 +12,8 @@ Once ``--trials`` are in, the best of each FLOPs region go up the rungs of succe
 
 Optuna does not prune multi-objective trials, so a training evaluator reports its
 per-epoch accuracy to a *shadow* single-objective study (``<study>:pruning``, same storage)
-whose pruner decides (``--pruner``, ``none`` by default); the decision ends the real trial as PRUNED.
+whose pruner decides (``--pruner``); the decision ends the real trial as PRUNED. By default there is
+no pruner and so no shadow study: the rungs stop the weak.
 
 The run plan (``search.plan``) is checked once; one trial's steps are ``search.trial``.
 """

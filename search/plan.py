@@ -168,7 +168,9 @@ class OpenStudy:
 
     storage: optuna.storages.BaseStorage
     study: optuna.Study
-    shadow: optuna.Study  # ``<study>:pruning``: single-objective, so Optuna's pruners can decide
+    # ``<study>:pruning``: single-objective, so Optuna's pruners can decide; None without a pruner,
+    # so a default run writes no shadow trials that decide nothing
+    shadow: optuna.Study | None
 
 
 @dataclass(frozen=True)
@@ -231,13 +233,16 @@ class RunPlan:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.set_metric_names(config.objective_columns)
-        shadow = optuna.create_study(
-            study_name=f"{config.study_name}:pruning",
-            storage=storage,
-            direction="maximize",
-            pruner=make_pruner(config.pruner),
-            load_if_exists=True,
-        )
+        pruner = make_pruner(config.pruner)
+        shadow = None
+        if not isinstance(pruner, optuna.pruners.NopPruner):
+            shadow = optuna.create_study(
+                study_name=f"{config.study_name}:pruning",
+                storage=storage,
+                direction="maximize",
+                pruner=pruner,
+                load_if_exists=True,
+            )
         return OpenStudy(storage, study, shadow)
 
 

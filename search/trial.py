@@ -89,7 +89,8 @@ class _PruningTrial:
 
     The shadow trial is created at the first report or pruning question, so an evaluator that
     never asks (zero-cost scores, the supernet) costs no shadow trial: ~8 ms of storage writes
-    per trial on SQLite (``studies/bench_driver.py``).
+    per trial on SQLite (``studies/bench_driver.py``). Without a pruner there is no shadow study:
+    reports are dropped and nothing is pruned.
     """
 
     def __init__(self, ctx: TrialContext, trial: optuna.Trial, cost: int):
@@ -98,6 +99,7 @@ class _PruningTrial:
         self.shadow: optuna.Trial | None = None
 
     def _shadow(self) -> optuna.Trial:
+        assert self._ctx.shadow is not None, "no shadow study without a pruner"
         if self.shadow is None:
             ctx = self._ctx  # COST_ATTR: what the default dominance pruner compares
             self.shadow = shared_study.new_held_trial(ctx.shadow, ctx.heartbeat, {COST_ATTR: self._cost})
@@ -107,10 +109,11 @@ class _PruningTrial:
         return self.shadow
 
     def report(self, value: float, step: int) -> None:
-        self._shadow().report(value, step)
+        if self._ctx.shadow is not None:
+            self._shadow().report(value, step)
 
     def should_prune(self) -> bool:
-        return self._shadow().should_prune()
+        return self._ctx.shadow is not None and self._shadow().should_prune()
 
     def set_user_attr(self, key: str, value: Any) -> None:
         self._trial.set_user_attr(key, value)
@@ -138,7 +141,7 @@ class TrialContext:
 
     config: SearchConfig
     study: optuna.Study
-    shadow: optuna.Study
+    shadow: optuna.Study | None  # None without a pruner
     lock: Callable[[], Any]
     heartbeat: shared_study.Heartbeat
     reaper: shared_study.Reaper

@@ -421,10 +421,10 @@ class Reaper:
         return reaped
 
 
-def fail_shadow_trial(shadow: optuna.Study, main_system_attrs: dict[str, Any]) -> None:
+def fail_shadow_trial(shadow: optuna.Study | None, main_system_attrs: dict[str, Any]) -> None:
     """FAIL the pruning shadow trial recorded on a main trial (if any, and not finished already)."""
     shadow_id = main_system_attrs.get(SHADOW_KEY)
-    if shadow_id is not None:
+    if shadow is not None and shadow_id is not None:
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
             private.storage_of(shadow).set_trial_state_values(shadow_id, TrialState.FAIL)
 

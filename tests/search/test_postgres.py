@@ -43,7 +43,8 @@ def test_postgres_search_and_resume(toy_space, postgres_url):
 
     reloaded = load_study(postgres_url)  # what `vitsearch show URL` opens; the :pruning shadow is not offered
     assert reloaded.study_name == "shared" and len(reloaded.trials) == len(study.trials)
-    assert {s.study_name for s in optuna.get_all_study_summaries(postgres_url)} == {"shared", "shared:pruning"}
+    # without a pruner (the default) no :pruning shadow study is created
+    assert {s.study_name for s in optuna.get_all_study_summaries(postgres_url)} == {"shared"}
 
 
 def test_shared_storage_refuses_a_changed_study(toy_space, storage_url):

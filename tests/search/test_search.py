@@ -209,16 +209,20 @@ def test_pareto_pruning_saves_trials_and_keeps_the_front(toy_space):
     assert front(pruned) == front(full)
 
 
-def test_a_shadow_trial_exists_only_for_an_evaluator_that_reports(toy_space, tmp_path):
+def test_a_shadow_trial_exists_only_for_an_evaluator_that_reports_under_a_pruner(toy_space, tmp_path):
     from vitsearch.evaluators.pruners import COST_ATTR
     from vitsearch.search import workers
 
     storage = f"sqlite:///{tmp_path / 's.db'}"
-    search(toy_space, CountingEvaluator(budget=BUDGET), trials=4, storage=storage, sampler="random")
+    search(toy_space, CountingEvaluator(budget=BUDGET), trials=4, storage=storage, sampler="random", pruner="median")
     assert optuna.load_study(study_name="t:pruning", storage=storage).trials == []
 
+    storage = f"sqlite:///{tmp_path / 'none.db'}"  # no pruner: reports decide nothing, so none are stored
+    search(toy_space, CurveEvaluator(BUDGET), trials=4, storage=storage, sampler="random", pruner="none")
+    assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["t"]
+
     storage = f"sqlite:///{tmp_path / 'curve.db'}"
-    study = search(toy_space, CurveEvaluator(BUDGET), trials=4, storage=storage, sampler="random", pruner="none")
+    study = search(toy_space, CurveEvaluator(BUDGET), trials=4, storage=storage, sampler="random", pruner="median")
     shadows = {t._trial_id: t for t in optuna.load_study(study_name="t:pruning", storage=storage).trials}
     evaluated = [t for t in study.trials if t.user_attrs["result"].get("evaluated")]
     assert len(evaluated) == 4 == len(shadows)
