@@ -16,9 +16,12 @@ import os
 import sys
 from pathlib import Path
 
+from mkdocs.plugins import event_priority
+
 PACKAGES = ("space", "evaluators", "search")
 
 
+@event_priority(100)  # before mkdocstrings reads its paths: on a fresh clone the folder must exist by then
 def on_config(config, **kwargs):
     root = Path(config.config_file_path).resolve().parent
     namespace = root / "build" / "docs_src" / "vitsearch"
