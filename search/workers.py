@@ -247,7 +247,16 @@ class DatabaseLock:
                 if not outage.is_connection_lost(err):
                     raise  # the server dropped the session, and the lock with it
             finally:
-                connection.close()
+                _close_lost_ok(connection)
+
+
+def _close_lost_ok(connection) -> None:
+    """Close a lock's connection; a server restarted while it was held fails the close's rollback, harmlessly."""
+    try:
+        connection.close()
+    except Exception as err:
+        if not outage.is_connection_lost(err):
+            raise
 
 
 class ThreadLock:

@@ -108,6 +108,7 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
     return errors[0]
 
 
+@pytest.mark.slow
 def test_outputs_on_a_full_disk(small_disk, tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"  # the study elsewhere: only the outputs hit the full disk
     out = small_disk / "run"
@@ -125,6 +126,7 @@ def test_outputs_on_a_full_disk(small_disk, tmp_path):
     assert evaluated(storage) == 6 and len((out / "trials.csv").read_text().splitlines()) > len(before.splitlines())
 
 
+@pytest.mark.slow
 def test_the_sqlite_study_on_a_full_disk(small_disk, tmp_path):
     storage = f"sqlite:///{small_disk / 'study.db'}"
     out = tmp_path / "run"
@@ -139,6 +141,7 @@ def test_the_sqlite_study_on_a_full_disk(small_disk, tmp_path):
     assert evaluated(storage) == 8
 
 
+@pytest.mark.slow
 def test_a_training_checkpoint_on_a_full_disk(small_disk, tmp_path):
     arch = tmp_path / "arch.yaml"
     block = {"mixer": {"type": "attention"}}

@@ -199,6 +199,7 @@ def synflow_config(space: SearchSpace, url: str, trials: int) -> SearchConfig:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sqlite", "journal", "postgres"])
 def test_four_workers_evaluate_exactly_forty(kind, tmp_path, toy_space, request):
     url = storage_url(kind, tmp_path, request)
@@ -276,6 +277,7 @@ def count_by_state(db: Path) -> tuple[dict[int, tuple], int]:
     return finished, len(evaluated(study))
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume(tmp_path):
     space_file = tmp_path / "toy.yaml"
     space_file.write_text(yaml.safe_dump(TOY_SPACE))

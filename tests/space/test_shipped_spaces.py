@@ -45,6 +45,7 @@ def small_full_space() -> SearchSpace:
     return SearchSpace.from_dict(data)
 
 
+@pytest.mark.slow
 def test_analytic_equals_fvcore_on_200_random_architectures():
     """Every mechanism of the full space, counted both ways at a small profile (4x4 tokens)."""
     space = small_full_space()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from argparse import Namespace
 
+import pytest
 from study_scripts import load_study
 
 from vitsearch.evaluators.csv_cache import CsvCache
@@ -17,6 +18,7 @@ def load():
     return load_study("search_vs_baselines.py")
 
 
+@pytest.mark.slow
 def test_search_random_at_the_same_compute_references_and_verdicts_resume(tmp_path, capsys):
     study = load()
     out = tmp_path / "svb"

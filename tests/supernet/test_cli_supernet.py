@@ -144,6 +144,7 @@ def test_evaluator_caches_by_digest_and_keeps_shared_statistics(trained, monkeyp
         ev.evaluate(ArchConfig.from_dict({"stages": [{"width": 512, "depth": 1, "block": {"mixer": "pool"}}]}))
 
 
+@pytest.mark.slow
 def test_torchrun_trains_with_two_processes_on_cpu(tmp_path):
     """DDP through torchrun on CPU (gloo): the same code path a multi-GPU run takes, with NCCL there."""
     import os
