@@ -14,8 +14,9 @@ time less the evaluator's (so work outside the named phases counts too).
         --storages memory sqlite journal --samplers tpe nsga2 random
 
 ``--workers 1 2 4 8``: that many processes share one study (``run_search`` each, as ``vitsearch run
---workers`` starts them); the table gives the wall time and the non-scoring worker-seconds per
-evaluated trial, per storage and SQLite durability mode (``--sqlite-modes off wal``):
+--workers`` starts them, with the first of ``--samplers``); the table gives the wall time, the
+non-scoring worker-seconds per evaluated trial and their split by phase, per storage and SQLite
+durability mode (``--sqlite-modes off wal``):
 
     OMP_NUM_THREADS=1 .venv/bin/python studies/bench_driver.py --workers 1 2 4 8 --trials 200 \\
         --storages sqlite --sqlite-modes off wal
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import statistics
 import tempfile
@@ -95,34 +97,44 @@ def measure(space: SearchSpace, budget: int, trials: int, storage: str, sampler:
     return row
 
 
-def _worker(config: SearchConfig) -> None:
+def _worker(config: SearchConfig, phases_file: str) -> None:
+    """One worker process: the search, then its seconds per phase summed over its trials, as JSON."""
     warnings.filterwarnings("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    run_search(config)
+    clock = PhaseClock()
+    run_search(config, clock=clock)
+    totals = {p: sum(t.get(p, 0.0) for t in clock.trials) for p in (*PHASES, "evaluate")}
+    Path(phases_file).write_text(json.dumps({"sampled": len(clock.trials), **totals}))
 
 
-def measure_workers(space: SearchSpace, budget: int, trials: int, url: str, workers: int, seconds: float) -> dict:
+def measure_workers(
+    space: SearchSpace, budget: int, trials: int, url: str, workers: int, seconds: float, sampler: str = "tpe"
+) -> dict:
     """``workers`` processes on one study at ``url``: wall time, and the non-scoring worker-seconds per trial.
 
     Each process runs ``run_search`` (what ``--workers`` starts) with its own sampler seed; the
     evaluator sleeps ``seconds``, so the overhead per evaluated trial is
     ``workers * search seconds / trials - seconds`` (first trial's start to last trial's end): what the
-    driver, the storage and waiting on each other cost.
+    driver, the storage and waiting on each other cost. ``phase_ms``: each phase's worker-milliseconds
+    per evaluated trial, summed over the workers (where that overhead goes).
     """
     import multiprocessing
 
     config = SearchConfig(
-        space=space, evaluator=ConstantEvaluator(seconds), budget=budget, trials=trials, sampler="tpe", seed=None,
+        space=space, evaluator=ConstantEvaluator(seconds), budget=budget, trials=trials, sampler=sampler, seed=None,
         storage=url, study_name="bench", pruner="none", baselines=False, rungs=1,
     )  # fmt: skip
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_worker, args=(config,)) for _ in range(workers)]
-    started = time.perf_counter()
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join()
-    wall = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as folder:
+        files = [str(Path(folder) / f"phases{i}.json") for i in range(workers)]
+        processes = [context.Process(target=_worker, args=(config, f)) for f in files]
+        started = time.perf_counter()
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+        wall = time.perf_counter() - started
+        clocks = [json.loads(Path(f).read_text()) for f in files if Path(f).exists()]
     study = optuna.load_study(study_name="bench", storage=open_storage(url))
     evaluated = sum(1 for t in study.trials if t.user_attrs.get("result", {}).get("evaluated"))
     # The search itself, first trial to last: process start-up (torch imports) is not the driver's cost.
@@ -135,14 +147,17 @@ def measure_workers(space: SearchSpace, budget: int, trials: int, url: str, work
         "evaluated": evaluated,
         "exit_codes": [p.exitcode for p in processes],
         "overhead_ms": 1000 * (workers * searching / max(evaluated, 1) - seconds),
+        "sampled": sum(c["sampled"] for c in clocks),
+        "phase_ms": {p: 1000 * sum(c[p] for c in clocks) / max(evaluated, 1) for p in PHASES},
     }
 
 
 def workers_table(args: argparse.Namespace, space: SearchSpace) -> None:
-    print(f"space {args.space}, {args.trials[0]} trials, evaluator sleeping {args.seconds} s")
-    print("| storage | SQLite mode | workers | evaluated | wall s (with start-up) | search s | "
-          "non-scoring worker-ms per evaluated trial |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+    sampler = args.samplers[0]
+    print(f"space {args.space}, {args.trials[0]} trials, sampler {sampler}, evaluator sleeping {args.seconds} s")
+    print("| storage | SQLite mode | workers | evaluated (sampled) | wall s (with start-up) | search s | "
+          "non-scoring worker-ms per evaluated trial | " + " | ".join(PHASES) + " |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|" + "---|" * len(PHASES))
     for storage in args.storages:
         modes = args.sqlite_modes if storage == "sqlite" else ["-"]
         for mode in modes:
@@ -151,12 +166,14 @@ def workers_table(args: argparse.Namespace, space: SearchSpace) -> None:
                     url = args.postgres if storage == "postgres" else storage_url(storage, Path(folder))
                     if mode != "-":
                         os.environ[SQLITE_MODE_ENV] = mode  # the spawned workers read it when they open the file
-                    r = measure_workers(space, int(args.budget), args.trials[0], url, workers, args.seconds)
+                    r = measure_workers(space, int(args.budget), args.trials[0], url, workers, args.seconds, sampler)
                     if storage == "postgres":
                         optuna.delete_study(study_name="bench", storage=url)
                 bad = "" if set(r["exit_codes"]) == {0} else f" (exit codes {r['exit_codes']})"
-                print(f"| {storage} | {mode} | {workers} | {r['evaluated']}{bad} | {r['wall_s']:.1f} | "
-                      f"{r['search_s']:.1f} | {r['overhead_ms']:.0f} |", flush=True)  # fmt: skip
+                phases = " | ".join(f"{r['phase_ms'][p]:.0f}" for p in PHASES)
+                counts = f"{r['evaluated']} ({r['sampled']}){bad}"
+                print(f"| {storage} | {mode} | {workers} | {counts} | {r['wall_s']:.1f} | "
+                      f"{r['search_s']:.1f} | {r['overhead_ms']:.0f} | {phases} |", flush=True)  # fmt: skip
 
 
 def main() -> None:
