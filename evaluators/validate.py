@@ -128,7 +128,7 @@ def spearman_rho(x: np.ndarray, y: np.ndarray) -> float:
     return float(spearmanr(x, y).statistic)
 
 
-TRIVIAL_BASELINES = ("params", "flops")  # rank by size alone: often as good as a ViT proxy (issue 14)
+TRIVIAL_BASELINES = ("params", "flops")  # rank by size alone: often as good as a ViT proxy (docs/results/fidelity.md)
 # The fidelity study's label (studies/fidelity/cheap.csv rows) of the profile ProxyProfile ships.
 SHIPPED_PROXY_LABEL = "proxy-b8-500x2-w0.125"
 

@@ -119,7 +119,7 @@ class TrainJob:
     recipe: TrainRecipe = field(default_factory=TrainRecipe)
     teacher: Any = None  # architecture of the teacher; default the one in teacher_weights
     teacher_weights: Path | None = None  # enables distillation
-    from_supernet: Path | None = None  # start from the supernet's inherited weights (issue 6)
+    from_supernet: Path | None = None  # start from the supernet's inherited weights (docs/supernet.md)
     resume: bool = False
     threads: int | None = None
     latency_threads: int = 1

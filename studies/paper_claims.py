@@ -1,7 +1,7 @@
 """The seed papers' claims at small scale: each a pair at equal FLOPs, trained with the reference recipe.
 
-Issue 15, item 5. The pairs are ``vitsearch.search.claims``: per claim, A is the paper's design and B
-its control, identical in everything the claim does not name, at equal FLOPs (within ``TOLERANCE``
+Results: docs/results/paper-claims.md. The pairs are ``vitsearch.search.claims``: per claim, A is the
+paper's design and B its control, identical in everything the claim does not name, at equal FLOPs (within ``TOLERANCE``
 at the 224-px target profile; checked, and both printed, before anything trains):
 
 - ``scheme`` (SCHEME): block-diagonal MLP r8/g4 against the dense MLP r2 of the same cost, CCA off;

@@ -1,7 +1,7 @@
 """Proxy fidelity on mnist5k: every zero-cost score and the proxy trainer at two costs against one reference.
 
 Runs ``vitsearch validate-proxy`` machinery (same cache, so re-running re-trains nothing) and
-writes ``studies/proxy_fidelity.md``, the table quoted in the README.
+writes ``studies/proxy_fidelity.md``, the table quoted in docs/results/fidelity.md.
 
 Usage: ``.venv/bin/python studies/proxy_fidelity.py [--n 12] [--budget 2G] [--space full]``
 """

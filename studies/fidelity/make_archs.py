@@ -29,7 +29,7 @@ from vitsearch.search.cli import DEFAULT_SPACE, resolve_space
 from vitsearch.space import ArchConfig, get_preset
 
 HERE = Path(__file__).resolve().parent
-BUDGET = "2GFLOPs"  # the budget of ``make run`` and the README's quick start
+BUDGET = "2GFLOPs"  # the budget of ``make run``
 PRESETS = ["deit_tiny", "psvit_tiny", "poolformer_s12", "schemeformer_ppaa_s12", "riformer_s12"]
 COLUMNS = ["arch_id", "digest", "flops", "params", "source", "arch"]
 

@@ -91,8 +91,9 @@ def paired_difference(
 
 
 def choose_default(archs: list[dict[str, str]], ref: list[dict[str, str]], cheap: list[dict[str, str]], **kw) -> str:
-    """Issue 14's rule, applied: the best tau among estimates at <= ``share`` of the reference's seconds and
-    n >= ``min_n``, and whether it beats ranking by params and by FLOPs (paired bootstrap of the tau gap)."""
+    """The rule that chose the default proxy: the best tau among estimates at <= ``share`` of the reference's
+    seconds and n >= ``min_n``, and whether it beats ranking by params and by FLOPs (paired bootstrap of the
+    tau gap)."""
     label, n_boot = kw.get("reference", "reference"), kw.get("n_boot", 1000)
     share, min_n = kw.get("share", 0.05), kw.get("min_n", 30)
     truth, ref_s = scores(ref, label, 0), seconds(ref, label)
