@@ -18,10 +18,11 @@ from vitsearch.space.files import atomic_write_text
 
 from .results import RunResults, top_rung
 
-# Label placement works in approximate screen pixels: a 540 px figure (plotly's margins leave a 360 px
-# plot area) about 860 px wide at the usual window width.
+# Label placement works in approximate screen pixels: a 540 px figure leaves a plot area about 345 px
+# high, and in a 1,000 px window the legend on the right leaves it about 585 px wide (measured on a
+# headless-Chromium rendering). Wider windows only spread the points: the narrow estimate is the safe one.
 _FIGURE_HEIGHT_PX = 540
-_PLOT_PX = (860.0, 360.0)
+_PLOT_PX = (585.0, 345.0)
 _CHAR_PX, _LINE_PX, _MARKER_PX = 7.0, 14.0, 7.0
 _PLACES = ("top center", "bottom center", "middle right", "middle left")
 
@@ -114,7 +115,7 @@ def _get_pareto_plot(info: ParetoInfo) -> go.Figure:
                 mode="markers+text",
                 name="hand-designed baselines",
                 text=list(info.baselines["baseline"]),
-                textposition=_label_positions(info.baselines, _extent(info)),
+                textposition=_label_positions(info.baselines, _extent(info), _other_points(info), _right_edge(info)),
                 marker={"color": "royalblue", "size": 12, "symbol": "diamond"},
                 hovertext=_hover(info.baselines, "baseline", ""),
                 hoverinfo="text",
@@ -224,30 +225,62 @@ def write_plots(results: RunResults, out: Path, figs: dict[str, go.Figure] | Non
 
 def _extent(info: ParetoInfo) -> tuple[float, float]:
     """The (GFLOPs, score) spans the axes cover: every plotted point and the budget line."""
-    frames = [f for f in (info.front, info.others, info.baselines) if not f.empty]
+    frames = [f for f in (info.front, info.others, info.baselines, info.lower) if f is not None and not f.empty]
     xs = [float(v) for f in frames for v in f["gflops"]] + [info.budget_gflops, 0.0]
     ys = [float(v) for f in frames for v in f["score"]]
     return max(xs) - min(xs) or 1.0, (max(ys) - min(ys)) if len(ys) > 1 and max(ys) > min(ys) else 1.0
 
 
-def _label_positions(points: pd.DataFrame, extent: tuple[float, float] | None = None) -> list[str]:
-    """A text position per baseline whose label box overlaps no baseline marker and no label placed before.
+def _right_edge(info: ParetoInfo) -> float:
+    """How far right of the rightmost point the x axis reaches, in GFLOPs (plotly pads its autorange ~5%)."""
+    x_span, _ = _extent(info)
+    frames = [f for f in (info.front, info.others, info.baselines, info.lower) if f is not None and not f.empty]
+    right = max([float(v) for f in frames for v in f["gflops"]] + [info.budget_gflops])
+    return right + 0.05 * x_span
+
+
+def _other_points(info: ParetoInfo) -> pd.DataFrame:
+    """The searched architectures' markers (front, dominated, lower rungs): labels should not cover them either."""
+    frames = [f[["gflops", "score"]] for f in (info.front, info.others, info.lower) if f is not None and not f.empty]
+    return pd.concat(frames) if frames else pd.DataFrame(columns=["gflops", "score"])
+
+
+def _label_positions(
+    points: pd.DataFrame,
+    extent: tuple[float, float] | None = None,
+    obstacles: pd.DataFrame | None = None,
+    right_edge: float | None = None,
+) -> list[str]:
+    """A text position per baseline whose label box overlaps no marker (``obstacles`` too) and no label placed before.
 
     Presets and their budget-scaled versions sit close: a fixed alternation put one point's label
     beside its neighbour (PoolFormer-S12's under SCHEMEformer's marker). Greedy, highest score first;
-    ``extent`` is the (GFLOPs, score) span the axes show (default: the points' own, from zero).
+    ``extent`` is the (GFLOPs, score) span the axes show (default: the points' own, from zero); a label
+    reaching past ``right_edge`` (GFLOPs) would be clipped, so it counts as covering something.
     """
     xs, ys = points["gflops"].astype(float).tolist(), points["score"].astype(float).tolist()
     names = [str(n) for n in points["baseline"]]
     x_span, y_span = extent or (max(xs + [1e-9]), max(ys + [1e-9]))  # overlap is shift-invariant: spans suffice
     px = [(x / x_span * _PLOT_PX[0], y / y_span * _PLOT_PX[1]) for x, y in zip(xs, ys, strict=True)]
     markers = [(x - _MARKER_PX, y - _MARKER_PX, x + _MARKER_PX, y + _MARKER_PX) for x, y in px]
+    small = _MARKER_PX * 0.6  # the searched architectures' markers are smaller than the baselines' diamonds
+    dots = [] if obstacles is None else [
+        (x / x_span * _PLOT_PX[0], y / y_span * _PLOT_PX[1])
+        for x, y in zip(obstacles["gflops"].astype(float), obstacles["score"].astype(float), strict=True)
+    ]  # fmt: skip
+    dot_boxes = [(x - small, y - small, x + small, y + small) for x, y in dots]
+    edge_px = float("inf") if right_edge is None else right_edge / x_span * _PLOT_PX[0]
     placed: list[tuple[float, float, float, float]] = []
     out = [_PLACES[0]] * len(xs)
     for i in sorted(range(len(xs)), key=lambda k: -ys[k]):
         boxes = {place: _label_box(px[i], len(names[i]), place) for place in _PLACES}
-        free = [p for p, box in boxes.items() if not any(_overlap(box, o) for o in markers + placed)]
-        out[i] = free[0] if free else _PLACES[0]
+
+        def cost(place: str, box: tuple[float, float, float, float]) -> tuple[int, int, int]:
+            # covering a baseline or a label is worse than covering a searched point; then the usual order
+            hard = sum(_overlap(box, o) for o in markers + placed) + (box[2] > edge_px)
+            return hard, sum(_overlap(box, o) for o in dot_boxes), _PLACES.index(place)
+
+        out[i] = min(boxes.items(), key=lambda item: cost(*item))[0]
         placed.append(boxes[out[i]])
     return out
 

@@ -55,3 +55,11 @@ def test_of_two_close_points_the_higher_is_labelled_above_and_the_lower_below():
 def test_the_overlap_test_itself():
     assert plots._overlap((0, 0, 2, 2), (1, 1, 3, 3))
     assert not plots._overlap((0, 0, 1, 1), (1, 0, 2, 1))  # touching edges do not overlap
+
+
+def test_a_label_moves_off_a_searched_architecture_when_it_can():
+    # a lone baseline with a searched point just above it: "top center" would cover that point
+    lone = pd.DataFrame({"baseline": ["poolformer_s12"], "gflops": [1.0], "score": [0.35]})
+    above = pd.DataFrame({"gflops": [1.0], "score": [0.35 + 14 / plots._PLOT_PX[1] * EXTENT[1]]})
+    assert plots._label_positions(lone, EXTENT) == ["top center"]
+    assert plots._label_positions(lone, EXTENT, above) == ["bottom center"]

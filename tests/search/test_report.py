@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from vitsearch.search.cli import app
 from vitsearch.search.driver import SearchConfig, load_study, run_search
 from vitsearch.search.outputs import write_outputs
+from vitsearch.search.plan import RunPlan
 from vitsearch.search.results import RunResults, arch_of
 
 BUDGET = 40_000_000
@@ -41,6 +42,17 @@ def test_report_is_self_contained_with_the_pick_drawn_the_plots_and_the_commands
     assert f"vitsearch export {run_dir} -o arch.yaml" in html
     assert f"vitsearch train {run_dir}/best.yaml" in html
     assert f"vitsearch export {run_dir} --deploy --weights {run_dir}/train/model.safetensors" in html
+
+
+def test_a_study_with_nothing_evaluated_yet_still_gets_its_page(toy_space, tmp_path):
+    """An interrupted first trial still leaves a report (the outputs are written on every exit)."""
+    config = SearchConfig(
+        space=toy_space, evaluator=CountingEvaluator(BUDGET), budget=BUDGET, trials=3,
+        storage=f"sqlite:///{tmp_path / 'study.db'}", study_name="empty",
+    )  # fmt: skip
+    write_outputs(RunResults.of(RunPlan.check(config).open().study), tmp_path)
+    html = (tmp_path / "report.html").read_text()
+    assert "No architecture has been evaluated within the budget yet." in html and "Nothing to draw yet." in html
 
 
 def test_report_command_rewrites_it_and_show_draws_the_pick(run_dir):
