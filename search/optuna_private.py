@@ -10,13 +10,14 @@ fails there and only there.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.storages import BaseStorage
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 
 def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
@@ -48,22 +49,6 @@ def pop_waiting_trial_id(study: optuna.Study) -> int | None:
     return study._pop_waiting_trial_id()
 
 
-def tell(
-    study: optuna.Study,
-    trial: optuna.Trial,
-    values: list[float] | float | None = None,
-    state: TrialState | None = None,
-) -> None:
-    """``study.tell`` without its return value (``optuna.study._tell._tell_with_warning``).
-
-    ``Study.tell`` reads the finished trial back from the storage and deep-copies it to return
-    it; the driver never uses it, and on SQLite that read of ~100 params was ~5 ms per tell.
-    """
-    from optuna.study._tell import _tell_with_warning
-
-    _tell_with_warning(study, trial, values, state)
-
-
 def create_running_trial(study: optuna.Study, template: FrozenTrial) -> int:
     """A new trial of ``study`` written from ``template`` in one storage call; its id."""
     return storage_of(study).create_new_trial(study_id(study), template_trial=template)
@@ -79,7 +64,20 @@ def create_running_trial(study: optuna.Study, template: FrozenTrial) -> int:
 # per trial (one trial lookup, distributions compared in memory), the ``models.TrialParamModel``
 # rows added, attrs through ``_set_trial_attr_without_commit``, then one commit,
 # updating ``_CachedStorage``'s per-study distribution cache as its ``set_trial_param`` does.
-# Other storages get the writes replayed one by one.
+# Other storages get the writes replayed one by one, and so does an RDB storage with
+# ``$VITSEARCH_TRIAL_WRITES=separate``: each write its own call and commit, as Optuna's public API
+# makes them, so ``studies/bench_driver.py --separate-writes`` measures what this path saves.
+
+WRITES_ENV = "VITSEARCH_TRIAL_WRITES"
+WRITES_MODES = ("batched", "separate")
+
+
+def writes_mode() -> str:
+    """``batched`` (default: one transaction per trial on an RDB storage) or ``separate``."""
+    mode = os.environ.get(WRITES_ENV, "batched")
+    if mode not in WRITES_MODES:
+        raise ValueError(f"${WRITES_ENV}: unknown {mode!r} (choose from {', '.join(WRITES_MODES)})")
+    return mode
 
 
 class _WriteBuffer:
@@ -152,7 +150,7 @@ def _commit(storage: BaseStorage, trial_id: int, writes: list[tuple[str, tuple]]
     from optuna.storages._cached_storage import _CachedStorage
 
     backend = storage._backend if isinstance(storage, _CachedStorage) else storage
-    if not isinstance(backend, RDBStorage):
+    if not isinstance(backend, RDBStorage) or writes_mode() == "separate":
         replay = {"param": storage.set_trial_param, "user": storage.set_trial_user_attr}
         for method, args in writes:
             replay.get(method, storage.set_trial_system_attr)(trial_id, *args)

@@ -171,7 +171,7 @@ def _abandon(ctx: TrialContext, trial: optuna.Trial, reason: str, requeue: bool)
     """FAIL a trial this process holds (and its shadow); re-queue it when the search will go on."""
     try:
         ctx.storage.set_trial_user_attr(private.trial_id(trial), "result", {"fail_reason": reason})
-        private.tell(ctx.study, trial, state=optuna.trial.TrialState.FAIL)
+        ctx.study.tell(trial, state=optuna.trial.TrialState.FAIL)
     except (optuna.exceptions.UpdateFinishedTrialError, ValueError, RuntimeError):
         return  # already finished (told before the interruption, or reaped)
     shared_study.fail_shadow_trial(ctx.shadow, ctx.storage.get_trial_system_attrs(private.trial_id(trial)))
@@ -207,7 +207,7 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> TrialOutcome:
             with phase(ctx, "tell"):
                 trial.set_user_attr("result", {"over_budget": True})
                 write()
-                private.tell(study, trial, [0.0, *objectives])
+                study.tell(trial, [0.0, *objectives])
             outcome.state, outcome.reason = "REJECTED", "over budget" if not within_flops else "over latency"
             return outcome
 
@@ -218,7 +218,7 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> TrialOutcome:
     if decision == "surplus":
         reason = "not evaluated: other workers took the last of --trials"
         trial.set_user_attr("result", {"unused": True, "fail_reason": reason})
-        private.tell(study, trial, state=optuna.trial.TrialState.FAIL)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
         outcome.state, outcome.reason = "UNUSED", reason
         return outcome
     return _evaluate(ctx, trial, arch, objectives, outcome)
@@ -303,14 +303,14 @@ def _mirror(
     if original.state == optuna.trial.TrialState.COMPLETE:
         outcome.score = result["score"] = original.values[0]
         trial.set_user_attr("result", result)
-        private.tell(ctx.study, trial, [outcome.score, *objectives])
+        ctx.study.tell(trial, [outcome.score, *objectives])
         return outcome
     reason = original.user_attrs.get("result", {}).get("fail_reason")
     outcome.reason = result["fail_reason"] = f"duplicate of trial {original.number} ({original.state.name.lower()})"
     if reason:
         outcome.reason = result["fail_reason"] = f"{outcome.reason}: {reason}"
     trial.set_user_attr("result", result)
-    private.tell(ctx.study, trial, state=original.state)
+    ctx.study.tell(trial, state=original.state)
     return outcome
 
 
@@ -356,9 +356,9 @@ def _evaluate(
         with phase(ctx, "tell"):
             trial.set_user_attr("result", result)
             complete = state == optuna.trial.TrialState.COMPLETE
-            private.tell(study, trial, [score, *objectives] if complete else None, None if complete else state)
+            study.tell(trial, [score, *objectives] if complete else None, None if complete else state)
             if pruning.shadow is not None:
-                private.tell(ctx.shadow, pruning.shadow, score if complete else None, None if complete else state)
+                ctx.shadow.tell(pruning.shadow, score if complete else None, None if complete else state)
     except optuna.exceptions.UpdateFinishedTrialError:
         # Another worker took this one for dead (no heartbeat for the grace period) and re-queued it.
         outcome.state, outcome.reason = "REAPED", "failed by another worker as stale; re-queued"

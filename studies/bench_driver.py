@@ -38,6 +38,7 @@ import optuna
 
 from vitsearch.evaluators.base import BaseEvaluator
 from vitsearch.search.driver import PhaseClock, SearchConfig, run_search
+from vitsearch.search.optuna_private import WRITES_ENV
 from vitsearch.search.spaces import resolve_space
 from vitsearch.search.workers import SQLITE_MODE_ENV, open_storage
 from vitsearch.space.search_space import SearchSpace
@@ -108,7 +109,13 @@ def _worker(config: SearchConfig, phases_file: str) -> None:
 
 
 def measure_workers(
-    space: SearchSpace, budget: int, trials: int, url: str, workers: int, seconds: float, sampler: str = "tpe"
+    space: SearchSpace,
+    budget: int,
+    trials: int,
+    url: str,
+    workers: int,
+    seconds: float,
+    sampler: str = "tpe",
 ) -> dict:
     """``workers`` processes on one study at ``url``: wall time, and the non-scoring worker-seconds per trial.
 
@@ -154,7 +161,11 @@ def measure_workers(
 
 def workers_table(args: argparse.Namespace, space: SearchSpace) -> None:
     sampler = args.samplers[0]
-    print(f"space {args.space}, {args.trials[0]} trials, sampler {sampler}, evaluator sleeping {args.seconds} s")
+    writes = "one call per write, as the public API" if args.separate_writes else "one transaction per trial"
+    if args.separate_writes:
+        os.environ[WRITES_ENV] = "separate"  # the spawned workers read it at each trial's commit
+    print(f"space {args.space}, {args.trials[0]} trials, sampler {sampler}, evaluator sleeping {args.seconds} s, "
+          f"trial writes: {writes}")  # fmt: skip
     print("| storage | SQLite mode | workers | evaluated (sampled) | wall s (with start-up) | search s | "
           "non-scoring worker-ms per evaluated trial | " + " | ".join(PHASES) + " |")  # fmt: skip
     print("|---|---|---|---|---|---|---|" + "---|" * len(PHASES))
@@ -188,6 +199,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=0.0, help="the stand-in evaluator's sleep, workers mode")
     parser.add_argument("--sqlite-modes", nargs="+", default=["off"], help="SQLite durability modes to compare")
     parser.add_argument("--postgres", help="a PostgreSQL URL, for --storages postgres in the workers mode")
+    parser.add_argument(
+        "--separate-writes", action="store_true", help="workers mode: each trial write its own commit (public API)"
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)

@@ -65,8 +65,11 @@ def _sqlite_study(tmp_path, name="batched"):
     return optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}"), study_name=name)
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "memory"])
-def test_batched_writes_reach_the_storage_together_at_the_end(kind, tmp_path):
+@pytest.mark.parametrize("kind", ["sqlite", "memory", "sqlite-separate"])
+def test_batched_writes_reach_the_storage_together_at_the_end(kind, tmp_path, monkeypatch):
+    if kind == "sqlite-separate":  # the public API's way, for measuring what one transaction saves
+        monkeypatch.setenv(private.WRITES_ENV, "separate")
+        kind = "sqlite"
     study = _sqlite_study(tmp_path) if kind == "sqlite" else optuna.create_study()
     trial = study.ask()
     storage = private.storage_of(study)
@@ -104,18 +107,6 @@ def test_batched_writes_check_distributions_as_one_write_at_a_time_does(tmp_path
         trial.suggest_categorical("a", [1, 2, 3])
 
 
-def test_tell_finishes_the_trial_as_study_tell_does(tmp_path):
-    study = _sqlite_study(tmp_path)
-    trial = study.ask()
-    private.tell(study, trial, 0.5)
-    pruned = study.ask()
-    pruned.report(0.25, 1)
-    private.tell(study, pruned, state=TrialState.PRUNED)
-    done = study.get_trials()
-    assert [t.state for t in done] == [TrialState.COMPLETE, TrialState.PRUNED]
-    assert done[0].values == [0.5] and done[1].values == [0.25]
-
-
 def test_batched_writes_write_early_with_extra_system_attrs_then_go_straight_to_the_storage(tmp_path):
     study = _sqlite_study(tmp_path)
     trial = study.ask()
@@ -127,3 +118,9 @@ def test_batched_writes_write_early_with_extra_system_attrs_then_go_straight_to_
         assert stored.params == trial.params and stored.system_attrs["claim"] == "evaluate"
         trial.set_user_attr("late", 1)
         assert storage.get_trial(private.trial_id(trial)).user_attrs == {"late": 1}
+
+
+def test_an_unknown_writes_mode_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv(private.WRITES_ENV, "sometimes")
+    with pytest.raises(ValueError, match=r"\$VITSEARCH_TRIAL_WRITES: unknown 'sometimes'"):
+        private.writes_mode()
