@@ -9,6 +9,8 @@
 #
 # PostgreSQL refuses to run as root, so as root the server runs as the `postgres` user.
 
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
+
 PG_TMP=""
 PG_BIN=""
 PG_AS=()
@@ -31,17 +33,11 @@ pg_find_bin() {
 }
 
 pg_install() {
-    local log
-    log=$(mktemp)
     pg_say "initdb/pg_ctl not found: installing Debian's postgresql"
-    if ! { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >"$log" 2>&1 ||
-        { apt-get update -qq >>"$log" 2>&1 &&
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >>"$log" 2>&1; }; }; then
-        pg_say "apt-get install postgresql failed ($(tail -n 1 "$log")); the PostgreSQL tests will skip"
-        rm -f "$log"
+    if ! apt_install postgresql; then
+        pg_say "apt-get install postgresql failed ($APT_WHY); the PostgreSQL tests will skip"
         return 1
     fi
-    rm -f "$log"
 }
 
 # The line of a log that says what went wrong: its first FATAL or ERROR, else its last line.

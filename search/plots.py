@@ -223,9 +223,19 @@ def write_plots(results: RunResults, out: Path, figs: dict[str, go.Figure] | Non
     return written
 
 
+def _searched(info: ParetoInfo) -> list[pd.DataFrame]:
+    """The non-empty frames of searched architectures the plot draws: front, dominated, lower rungs."""
+    return [f for f in (info.front, info.others, info.lower) if f is not None and not f.empty]
+
+
+def _plotted(info: ParetoInfo) -> list[pd.DataFrame]:
+    """Every non-empty frame the plot draws: the searched architectures and the baselines."""
+    return _searched(info) + ([info.baselines] if not info.baselines.empty else [])
+
+
 def _extent(info: ParetoInfo) -> tuple[float, float]:
     """The (GFLOPs, score) spans the axes cover: every plotted point and the budget line."""
-    frames = [f for f in (info.front, info.others, info.baselines, info.lower) if f is not None and not f.empty]
+    frames = _plotted(info)
     xs = [float(v) for f in frames for v in f["gflops"]] + [info.budget_gflops, 0.0]
     ys = [float(v) for f in frames for v in f["score"]]
     return max(xs) - min(xs) or 1.0, (max(ys) - min(ys)) if len(ys) > 1 and max(ys) > min(ys) else 1.0
@@ -234,14 +244,13 @@ def _extent(info: ParetoInfo) -> tuple[float, float]:
 def _right_edge(info: ParetoInfo) -> float:
     """How far right of the rightmost point the x axis reaches, in GFLOPs (plotly pads its autorange ~5%)."""
     x_span, _ = _extent(info)
-    frames = [f for f in (info.front, info.others, info.baselines, info.lower) if f is not None and not f.empty]
-    right = max([float(v) for f in frames for v in f["gflops"]] + [info.budget_gflops])
+    right = max([float(v) for f in _plotted(info) for v in f["gflops"]] + [info.budget_gflops])
     return right + 0.05 * x_span
 
 
 def _other_points(info: ParetoInfo) -> pd.DataFrame:
     """The searched architectures' markers (front, dominated, lower rungs): labels should not cover them either."""
-    frames = [f[["gflops", "score"]] for f in (info.front, info.others, info.lower) if f is not None and not f.empty]
+    frames = [f[["gflops", "score"]] for f in _searched(info)]
     return pd.concat(frames) if frames else pd.DataFrame(columns=["gflops", "score"])
 
 

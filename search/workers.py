@@ -241,19 +241,21 @@ class DatabaseLock:
         try:
             yield
         finally:
+            # A server restarted while the lock was held dropped the session, and the lock with it: the
+            # release and the close's rollback then fail, harmlessly. Any other error still raises.
             try:
-                connection.execute(self.release, self.params)
-            except Exception as err:
-                if not outage.is_connection_lost(err):
-                    raise  # the server dropped the session, and the lock with it
+                with _lost_connection_ok():
+                    connection.execute(self.release, self.params)
             finally:
-                _close_lost_ok(connection)
+                with _lost_connection_ok():
+                    connection.close()
 
 
-def _close_lost_ok(connection) -> None:
-    """Close a lock's connection; a server restarted while it was held fails the close's rollback, harmlessly."""
+@contextlib.contextmanager
+def _lost_connection_ok() -> Iterator[None]:
+    """Let a lost-connection error pass (``outage.is_connection_lost``); any other error raises."""
     try:
-        connection.close()
+        yield
     except Exception as err:
         if not outage.is_connection_lost(err):
             raise

@@ -48,9 +48,13 @@ def plot(
     from vitsearch.search.results import RunResults
 
     results = RunResults.of(load_study(target, study))
-    folder = out or (Path(target) if "://" not in target else Path("."))
-    for path in write_plots(results, folder):
+    for path in write_plots(results, _pages_folder(target, out)):
         console.print(f"wrote {path}")
+
+
+def _pages_folder(target: str, out: Path | None) -> Path:
+    """Where ``plot`` and ``report`` write: ``--out``, else the run directory (the current one for a URL)."""
+    return out or (Path(target) if "://" not in target else Path("."))
 
 
 def _drawing(results):
@@ -75,8 +79,7 @@ def report(
     from vitsearch.search.run_report import write_report
 
     results = RunResults.of(load_study(target, study))
-    folder = writable_folder(out or (Path(target) if "://" not in target else Path(".")), "--out")
-    console.print(f"wrote {write_report(results, folder)}")
+    console.print(f"wrote {write_report(results, writable_folder(_pages_folder(target, out), '--out'))}")
 
 
 @user_errors

@@ -79,9 +79,10 @@ def test_a_lock_released_after_a_restart_closes_quietly():
         def close(self):
             raise self.err
 
-    workers._close_lost_ok(Connection(Lost()))
-    with pytest.raises(RuntimeError):
-        workers._close_lost_ok(Connection(RuntimeError("syntax error")))
+    with workers._lost_connection_ok():
+        Connection(Lost()).close()
+    with pytest.raises(RuntimeError), workers._lost_connection_ok():
+        Connection(RuntimeError("syntax error")).close()
 
 
 def test_the_limit_comes_from_the_environment(monkeypatch):
