@@ -41,6 +41,7 @@ from .training import (
     top1,
 )
 from .training.engine import tensor_batches
+from .training.fit import FitState, Hook, fit
 
 if TYPE_CHECKING:
     import optuna
@@ -132,7 +133,6 @@ class ProxyEvaluator(BaseEvaluator):
             return self._train(arch, trial)
 
     def _train(self, arch: ArchConfig | str, trial: optuna.Trial | None) -> dict[str, float]:
-        import optuna
         from timm.loss import LabelSmoothingCrossEntropy
 
         from vitsearch.space import build_model
@@ -162,56 +162,86 @@ class ProxyEvaluator(BaseEvaluator):
         )
         criterion = LabelSmoothingCrossEntropy(p.label_smoothing) if p.label_smoothing > 0 else nn.CrossEntropyLoss()
         order = torch.Generator().manual_seed(p.seed)
+
+        def batches(epoch: int):  # one seeded generator shuffles every epoch in turn
+            perm = torch.randperm(len(tx), generator=order).to(precision.device)
+            for step in range(steps):
+                idx = perm[step * p.batch_size : (step + 1) * p.batch_size]
+                yield tx[idx], ty[idx]
+
         result: dict[str, float] = {
             "params": float(sum(q.numel() for q in model.parameters())),
             "proxy_patch_size": float(proxy.stem.patch_size),
             "proxy_width0": float(proxy.stages[0].width),
         }
-        accs: list[float] = []
-        capped, epochs_done, loss_sum, loss_n = False, 0.0, 0.0, 0
-        for epoch in range(p.epochs):
-            perm = torch.randperm(len(tx), generator=order).to(precision.device)
-            loss_sum, loss_n = 0.0, 0
-            for step in range(steps):
-                idx = perm[step * p.batch_size : (step + 1) * p.batch_size]
-                x, y = tx[idx], ty[idx]
-                try:
-                    value = engine.update(lambda x=x, y=y: criterion(net(x), y), f"epoch {epoch + 1} step {step + 1}")
-                except DivergedError as err:
-                    raise DivergedError(err.reason, {**result, "epochs_done": epoch}) from None
-                loss_sum, loss_n = loss_sum + value, loss_n + 1
-                if p.max_seconds is not None and time.perf_counter() - start > p.max_seconds:
-                    capped = True
-                    epochs_done = epoch + (step + 1) / steps
-                    break
-            if capped:
-                accs.append(self._val_accuracy(net, vx, vy, result, epoch))
-                break
-            engine.end_epoch(epoch + 1)
-            epochs_done = float(epoch + 1)
-            acc = self._val_accuracy(net, vx, vy, result, epoch)
-            accs.append(acc)
-            if trial is not None:
-                trial.report(acc, epoch)
-                # after the last epoch there is nothing left to save: the trial completes with its score
-                if epoch + 1 < p.epochs and trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned after epoch {epoch + 1} at val acc {acc:.4f}")
+        validation = _Validation(net, vx, vy, precision, result, trial)
+        cap = _WallClockCap(p.max_seconds, start)
+        state = FitState(epochs=p.epochs, steps_per_epoch=steps)
+        try:
+            fit(engine, net, criterion, batches, state, [cap, validation])
+        except DivergedError as err:
+            if err.partial:  # validation's, already with its epochs
+                raise
+            raise DivergedError(err.reason, {**result, "epochs_done": state.epoch}) from None
+        accs = validation.accs
         result.update(
             steps=float(p.epochs * steps),
             score=accs[-1],
             val_acc=accs[-1],
             best_val_acc=max(accs),
-            train_loss=loss_sum / max(loss_n, 1),
-            epochs_done=epochs_done,
-            capped=float(capped),
+            train_loss=state.epoch_loss,
+            epochs_done=state.epochs_done,
+            capped=float(cap.capped),
             seconds=time.perf_counter() - start,
         )
         return result
 
-    def _val_accuracy(
-        self, model: nn.Module, vx: torch.Tensor, vy: torch.Tensor, result: dict[str, float], epoch: int
-    ) -> float:
+
+class _WallClockCap(Hook):
+    """Stops the run once ``max_seconds`` have passed since ``start`` (``None``: never)."""
+
+    def __init__(self, max_seconds: float | None, start: float):
+        self.max_seconds, self.start, self.capped = max_seconds, start, False
+
+    def step_end(self, state: FitState, loss: float) -> None:
+        if self.max_seconds is not None and time.perf_counter() - self.start > self.max_seconds:
+            self.capped = state.stop = True
+
+
+class _Validation(Hook):
+    """Validation accuracy after every epoch, reported to the trial for pruning; and once when capped.
+
+    A capped partial epoch is measured but not reported: a pruner's steps must mean the same
+    for every trial.
+    """
+
+    def __init__(self, net, vx, vy, precision, result: dict[str, float], trial: optuna.Trial | None):
+        self.net, self.vx, self.vy, self.precision = net, vx, vy, precision
+        self.result, self.trial = result, trial
+        self.accs: list[float] = []
+
+    def epoch_end(self, state: FitState) -> None:
+        if state.stop:
+            return  # capped on this epoch's last step: ``stopped`` measures it, unreported
+        import optuna
+
+        epoch = state.epoch - 1
+        acc = self._accuracy(epoch)
+        if self.trial is not None:
+            self.trial.report(acc, epoch)
+            # after the last epoch there is nothing left to save: the trial completes with its score
+            if state.epoch < state.epochs and self.trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {epoch + 1} at val acc {acc:.4f}")
+
+    def stopped(self, state: FitState) -> None:
+        self._accuracy((state.step - 1) // state.steps_per_epoch)
+
+    def _accuracy(self, epoch: int) -> float:
         try:
-            return top1(model, tensor_batches(vx, vy), self.precision, check_finite=True)
+            acc = top1(self.net, tensor_batches(self.vx, self.vy), self.precision, check_finite=True)
         except DivergedError as err:
-            raise DivergedError(f"{err.reason} after epoch {epoch + 1}", {**result, "epochs_done": epoch}) from None
+            raise DivergedError(
+                f"{err.reason} after epoch {epoch + 1}", {**self.result, "epochs_done": epoch}
+            ) from None
+        self.accs.append(acc)
+        return acc

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vitsearch.evaluators.training.fit import FitState, Hook
 from vitsearch.space import ArchConfig, ConfigError
 
 
@@ -58,3 +59,42 @@ def check_imitation_pairs(student: ArchConfig, teacher: ArchConfig) -> None:
             "--imitation-weight",
             f"student stages (depth, width) {s_shape} differ from the teacher's {t_shape}: blocks cannot be paired",
         )
+
+
+class Distillation(Hook):
+    """``train``'s distillation as a loop hook: ``(1 - a) * loss + a * soft KD``, plus module imitation.
+
+    Args:
+        student: the trained model (its mixers are tapped when ``imitation_weight > 0``).
+        teacher: the frozen teacher, in eval mode, on the run's device.
+        weight, temperature: ``a`` and ``T`` of the soft distillation.
+        imitation_weight: weight of RIFormer's module imitation; 0 = none.
+    """
+
+    def __init__(
+        self, student: nn.Module, teacher: nn.Module, weight: float, temperature: float, imitation_weight: float = 0.0
+    ):
+        self.teacher, self.weight, self.temperature = teacher, weight, temperature
+        self.imitation_weight = imitation_weight
+        self.taps = (MixerTaps(student), MixerTaps(teacher)) if imitation_weight > 0 else None
+
+    def batch(self, state: FitState, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        for taps in self.taps or ():  # drop what validation forwards left behind
+            taps.take()
+        return x, target
+
+    def loss(self, state: FitState, x: torch.Tensor, output, loss: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            t_logits = self.teacher(x)
+        kd = soft_distillation(output.float(), t_logits.float(), self.temperature)
+        loss = (1 - self.weight) * loss + self.weight * kd
+        if self.taps is not None:
+            student, teacher = self.taps
+            loss = loss + self.imitation_weight * imitation_loss(student.take(), teacher.take())
+        return loss
+
+    def close(self) -> None:
+        """Remove the forward hooks from both models."""
+        for taps in self.taps or ():
+            for handle in taps.handles:
+                handle.remove()

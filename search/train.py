@@ -26,6 +26,7 @@ at the training profile). Every epoch reseeds data order, mixup and torch from
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -48,13 +49,14 @@ from vitsearch.evaluators.training import (
     resolve_precision,
     to_device,
 )
+from vitsearch.evaluators.training.fit import FitState, Hook, fit
 from vitsearch.evaluators.training.recipe import Recipe, Rule
 from vitsearch.space import ArchConfig, ConfigError, build_model, resolve_arch
 from vitsearch.space.files import atomic_write_text
 from vitsearch.space.weights import model_from_weights, save_weights
 
-from .distill import MixerTaps, check_imitation_pairs, imitation_loss, soft_distillation
-from .train_data import Batches, evaluate_top1
+from .distill import Distillation, check_imitation_pairs
+from .train_data import Batches, Mixing, evaluate_top1
 from .train_weights import load_inherited, resume_checkpoint, save_checkpoint, supernet_start
 
 CHECKPOINT, WEIGHTS, REPORT, ARCH_FILE = "last.pt", "model.safetensors", "report.json", "arch.yaml"
@@ -256,70 +258,76 @@ def _train(job: TrainJob, on_step: StepCallback | None, on_epoch: EpochCallback 
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / ARCH_FILE, arch.to_yaml())
-    s_taps = MixerTaps(model) if r.imitation_weight > 0 else None
-    t_taps = MixerTaps(teacher) if r.imitation_weight > 0 and teacher is not None else None
     engine = Engine(model, optimizer, scheduler, precision, grad_clip=r.grad_clip, ema=ema)
-    engine.updates = start_epoch * train_batches.steps
-    for epoch in range(start_epoch, r.epochs):
-        epoch_start = time.perf_counter()
-        torch.manual_seed(r.seed + epoch)
-        np.random.seed(r.seed + epoch)  # timm's Mixup draws from numpy's global generator
+    steps = train_batches.steps
+    engine.updates = start_epoch * steps
+
+    def batches(epoch: int):
         order = torch.Generator().manual_seed(r.seed * 1_000_003 + epoch)
-        model.train()
-        loss_sum = 0.0
-        for step, (x, y) in enumerate(train_batches(order)):
-            for taps in (s_taps, t_taps):  # drop what validation forwards left behind
-                if taps is not None:
-                    taps.take()
-            x, y = to_device(x, device, channels_last), y.to(device, non_blocking=True)
-            target: torch.Tensor = y
-            if mixup is not None:
-                x, target = mixup(x, y)
+        for x, y in train_batches(order):
+            yield to_device(x, device, channels_last), y.to(device, non_blocking=True)
 
-            def loss_fn(x=x, target=target) -> torch.Tensor:
-                logits = net(x)
-                loss = criterion(logits, target)
-                if teacher is None:
-                    return loss
-                with torch.no_grad():
-                    t_logits = teacher(x)
-                kd = soft_distillation(logits.float(), t_logits.float(), r.distill_temperature)
-                loss = (1 - r.distill_weight) * loss + r.distill_weight * kd
-                if s_taps is not None and t_taps is not None:
-                    loss = loss + r.imitation_weight * imitation_loss(s_taps.take(), t_taps.take())
-                return loss
-
-            value = engine.update(loss_fn, f"epoch {epoch + 1} step {step + 1}")
-            loss_sum += value
-            if on_step is not None:
-                on_step(epoch, step, train_batches.steps, value)
-        engine.end_epoch(epoch + 1)
-        record = EpochRecord(
-            epoch=epoch + 1,
-            train_loss=loss_sum / max(train_batches.steps, 1),
-            val_acc=evaluate_top1(net, val_batches, precision, channels_last),
-            val_acc_ema=evaluate_top1(ema.module, val_batches, precision, channels_last) if ema is not None else None,
-            lr=float(optimizer.param_groups[0]["lr"]),
-            seconds=time.perf_counter() - epoch_start,
-        )
-        history.append(dataclasses.asdict(record))
+    def checkpoint(epoch: int) -> None:
         blob = {
             "model": model.state_dict(),
             "ema": ema.module.state_dict() if ema is not None else None,
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
-            "epoch": epoch + 1,
+            "epoch": epoch,
             "history": history,
             "meta": meta,
         }
         save_checkpoint(ckpt_path, blob)
-        if on_epoch is not None:
-            on_epoch(record)
-    for taps in (s_taps, t_taps):
-        if taps is not None:
-            for handle in taps.handles:
-                handle.remove()
+
+    validate = functools.partial(evaluate_top1, batches=val_batches, precision=precision, channels_last=channels_last)
+    epochs = _Epochs(r.seed, net, ema, optimizer, validate, checkpoint, history, on_step, on_epoch)
+    hooks: list[Hook] = [epochs]
+    if mixup is not None:
+        hooks.append(Mixing(mixup))
+    distillation = None
+    if teacher is not None:
+        distillation = Distillation(model, teacher, r.distill_weight, r.distill_temperature, r.imitation_weight)
+        hooks.append(distillation)
+    try:
+        fit(engine, net, criterion, batches, FitState(r.epochs, steps, step=start_epoch * steps), hooks)
+    finally:
+        if distillation is not None:
+            distillation.close()
     return _finish(job, requested, arch, info, model.cpu(), ema, history, meta, started, precision)
+
+
+class _Epochs(Hook):
+    """``train``'s epochs: reseeded from ``seed + epoch``, then validated, recorded and checkpointed."""
+
+    def __init__(self, seed, net, ema, optimizer, validate, checkpoint, history, on_step, on_epoch):
+        self.seed, self.net, self.ema, self.optimizer = seed, net, ema, optimizer
+        self.validate, self.checkpoint, self.history = validate, checkpoint, history
+        self.on_step, self.on_epoch = on_step, on_epoch
+        self.started = time.perf_counter()
+
+    def epoch_start(self, state: FitState) -> None:
+        self.started = time.perf_counter()
+        torch.manual_seed(self.seed + state.epoch)
+        np.random.seed(self.seed + state.epoch)  # timm's Mixup draws from numpy's global generator
+
+    def step_end(self, state: FitState, loss: float) -> None:
+        if self.on_step is not None:
+            epoch, step = divmod(state.step - 1, state.steps_per_epoch)
+            self.on_step(epoch, step, state.steps_per_epoch, loss)
+
+    def epoch_end(self, state: FitState) -> None:
+        record = EpochRecord(
+            epoch=state.epoch,
+            train_loss=state.epoch_loss,
+            val_acc=self.validate(self.net),
+            val_acc_ema=self.validate(self.ema.module) if self.ema is not None else None,
+            lr=float(self.optimizer.param_groups[0]["lr"]),
+            seconds=time.perf_counter() - self.started,
+        )
+        self.history.append(dataclasses.asdict(record))
+        self.checkpoint(state.epoch)
+        if self.on_epoch is not None:
+            self.on_epoch(record)
 
 
 def _teacher(job: TrainJob, info: DatasetInfo) -> tuple[nn.Module | None, ArchConfig | None]:

@@ -1,4 +1,4 @@
-"""The batches of ``vitsearch train``: seeded, in memory when the dataset fits, a DataLoader otherwise."""
+"""The batches of ``vitsearch train``: seeded, in memory when the dataset fits, a DataLoader otherwise; mixing."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from torch import nn
 from vitsearch.evaluators.data import materialize
 from vitsearch.evaluators.training import to_device
 from vitsearch.evaluators.training.engine import top1
+from vitsearch.evaluators.training.fit import FitState, Hook
 
 
 class Batches:
@@ -79,3 +80,13 @@ def evaluate_top1(model: nn.Module, batches: Batches, precision, channels_last: 
         ((to_device(x, device, channels_last), y.to(device)) for x, y in batches()),
         precision,
     )
+
+
+class Mixing(Hook):
+    """Mixup / CutMix of each training batch (timm's ``Mixup``: mixed images, soft targets)."""
+
+    def __init__(self, mixup):
+        self.mixup = mixup
+
+    def batch(self, state: FitState, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mixup(x, target)

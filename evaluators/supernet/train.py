@@ -45,6 +45,7 @@ from vitsearch.evaluators.base import DivergedError
 from vitsearch.evaluators.complexity import analytic_flops
 from vitsearch.evaluators.data import check_data_spec, load_dataset, materialize, stratified_subset
 from vitsearch.evaluators.training import Engine, make_optimizer, make_scheduler, resolve_device, resolve_precision
+from vitsearch.evaluators.training.fit import FitState, Hook, fit
 from vitsearch.evaluators.training.recipe import Recipe, Rule, positive_or_none
 from vitsearch.space import ArchConfig, ConfigError
 from vitsearch.space.search_space import SearchSpace
@@ -254,96 +255,36 @@ def train_supernet(
 
         ids = [torch.device(device).index] if device.startswith("cuda") else None
         model = DistributedDataParallel(sandwich, device_ids=ids, find_unused_parameters=True)
-    criterion = _smoothed_ce(config.label_smoothing)
     # The sandwich's paths share one clipped global norm over the whole supernet.
     engine = Engine(supernet, optimizer, scheduler, precision, grad_clip=config.grad_clip, updates=start_step)
-    supernet.train()
+
+    def batches(epoch: int):  # this process's share of every batch of the epoch's seeded order
+        order = torch.randperm(len(tx), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
+        for within in range(steps_per_epoch):
+            idx = order[within * config.batch_size : (within + 1) * config.batch_size][dist.rank :: dist.world]
+            yield tx[idx.to(tx.device)], ty[idx.to(ty.device)]
+
     epoch_loss = meta.get("epoch_loss", {"sum": 0.0, "n": 0})
-    elapsed_before = float(meta.get("seconds", 0.0))
-    started = time.monotonic()
+    state = FitState(
+        config.epochs, steps_per_epoch, step=start_step, loss_sum=epoch_loss["sum"], loss_n=epoch_loss["n"]
+    )
+    rule = SandwichRule(sandwich, space, config, largest, smallest, profile.adapt, dist.rank)
 
-    def checkpoint(step: int, finished: bool = False) -> None:
-        meta.update(
-            step=step,
-            epoch=step / steps_per_epoch,
-            finished=finished,
-            epoch_loss=epoch_loss,
-            seconds=elapsed_before + time.monotonic() - started,
-            train=config.to_dict(),
-            data=info.spec,
-            world_size=dist.world,
-        )
-        if dist.main:
-            save_checkpoint(out, supernet, meta, optimizer)
-        barrier(dist)
+    def record(step: int) -> dict[str, Any]:
+        return _epoch_record(supernet, largest, smallest, vx, vy, calib, step, steps_per_epoch, dist)
 
-    stop = StopFlag()
+    checkpoints = _Checkpoints(
+        out, supernet, optimizer, meta, config, info.spec, dist, device, max_steps, record, log, progress
+    )
     if progress is not None and dist.main:
         progress.start(total, start_step)
     try:
-        with stop:
-            step = start_step
-            while step < total:
-                epoch, within = divmod(step, steps_per_epoch)
-                order = torch.randperm(len(tx), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
-                idx = order[within * config.batch_size : (within + 1) * config.batch_size][dist.rank :: dist.world]
-                x, y = tx[idx.to(tx.device)], ty[idx.to(ty.device)]
-                rng = random.Random(f"{config.seed}:{step}:{dist.rank}")
-                paths = [largest, smallest] + [
-                    profile.adapt(sample_path(space, rng, config)) for _ in range(config.random_paths)
-                ]
-                sandwich.paths = paths
-
-                def sandwich_loss(x=x, y=y) -> torch.Tensor:
-                    logits = model(x)
-                    teacher = logits[0]
-                    losses = [criterion(teacher, y)]
-                    soft = F.softmax(teacher.detach().float(), dim=-1) if config.distill else None
-                    for student in logits[1:]:
-                        if soft is not None:
-                            losses.append(-(soft * F.log_softmax(student.float(), dim=-1)).sum(-1).mean())
-                        else:
-                            losses.append(criterion(student, y))
-                    return torch.stack(losses).sum()
-
-                try:
-                    value = engine.update(sandwich_loss, f"step {step + 1} (epoch {epoch + 1})")
-                except DivergedError as err:
-                    raise SupernetTrainingError(
-                        f"supernet training diverged: {err.reason}; lower --lr or raise --grad-clip"
-                    ) from None
-                step += 1
-                epoch_loss = {"sum": epoch_loss["sum"] + value, "n": epoch_loss["n"] + 1}
-                if progress is not None and dist.main:
-                    progress.advance(step, value)
-                saved = False
-                if step % steps_per_epoch == 0 or step == total:
-                    record = _epoch_record(supernet, largest, smallest, vx, vy, calib, step, steps_per_epoch, dist)
-                    record["loss"] = epoch_loss["sum"] / max(1, epoch_loss["n"])
-                    record["seconds"] = elapsed_before + time.monotonic() - started
-                    meta["history"].append(record)
-                    epoch_loss = {"sum": 0.0, "n": 0}
-                    if dist.main:
-                        log(
-                            f"epoch {record['epoch']:g}/{config.epochs}: loss {record['loss']:.4f}, val acc "
-                            f"largest {record['val_acc_largest']:.4f} smallest {record['val_acc_smallest']:.4f}, "
-                            f"{record['seconds']:.0f}s"
-                        )
-                    checkpoint(step, finished=step == total)
-                    saved = True
-                elif config.save_every and step % config.save_every == 0:
-                    checkpoint(step)
-                    saved = True
-                if any_stop(stop.requested, dist, device):
-                    if not saved:
-                        checkpoint(step)
-                    if dist.main:
-                        log(f"stopped at step {step}/{total}; checkpoint in {out} (run the same command to resume)")
-                    raise KeyboardInterrupt
-                if max_steps is not None and max_steps <= step < total:
-                    if not saved:
-                        checkpoint(step)
-                    break
+        with checkpoints.stop:
+            fit(engine, model, sandwich_criterion(config), batches, state, [rule, checkpoints])
+    except DivergedError as err:
+        raise SupernetTrainingError(
+            f"supernet training diverged: {err.reason}; lower --lr or raise --grad-clip"
+        ) from None
     finally:
         if progress is not None and dist.main:
             progress.stop()
@@ -353,6 +294,127 @@ def train_supernet(
 
         tdist.destroy_process_group()
     return result
+
+
+class SandwichRule(Hook):
+    """The sandwich rule: every step trains the largest, the smallest and ``random_paths`` random paths.
+
+    The random paths of step ``s`` come from ``Random(f"{seed}:{s}:{rank}")``, so a resumed
+    run samples what the uninterrupted one would have.
+    """
+
+    def __init__(self, sandwich, space, config, largest, smallest, adapt, rank: int):
+        self.sandwich, self.space, self.config = sandwich, space, config
+        self.ends, self.adapt, self.rank = [largest, smallest], adapt, rank
+
+    def batch(self, state: FitState, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = random.Random(f"{self.config.seed}:{state.step}:{self.rank}")
+        randoms = [self.adapt(sample_path(self.space, rng, self.config)) for _ in range(self.config.random_paths)]
+        self.sandwich.paths = self.ends + randoms
+        return x, target
+
+
+def sandwich_criterion(config: SupernetTrainConfig) -> Callable[[list[torch.Tensor], torch.Tensor], torch.Tensor]:
+    """The summed loss of a sandwich step's logits (largest first): labels, or the largest's soft predictions."""
+    criterion = _smoothed_ce(config.label_smoothing)
+
+    def loss(logits: list[torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+        teacher = logits[0]
+        losses = [criterion(teacher, y)]
+        soft = F.softmax(teacher.detach().float(), dim=-1) if config.distill else None
+        for student in logits[1:]:
+            if soft is not None:
+                losses.append(-(soft * F.log_softmax(student.float(), dim=-1)).sum(-1).mean())
+            else:
+                losses.append(criterion(student, y))
+        return torch.stack(losses).sum()
+
+    return loss
+
+
+@dataclass
+class _Checkpoints(Hook):
+    """Progress, the epoch check of the largest and smallest paths, checkpoints, Ctrl-C and ``max_steps``.
+
+    A checkpoint is written at every epoch end, every ``save_every`` steps, and when the run
+    stops early (Ctrl-C after the step in flight, or ``max_steps``) if that step has none.
+    """
+
+    out: Path
+    supernet: Supernet
+    optimizer: Any
+    meta: dict[str, Any]  # the checkpoint's record, updated in place
+    config: SupernetTrainConfig
+    data: dict[str, Any]  # the dataset's spec, recorded
+    dist: Distributed
+    device: str
+    max_steps: int | None
+    record: Callable[[int], dict[str, Any]]  # the epoch check at a step
+    log: Callable[[str], None]
+    progress: Any
+    stop: StopFlag = dataclasses.field(default_factory=StopFlag)
+    interrupted: bool = False
+    saved: bool = False
+
+    def __post_init__(self) -> None:
+        self.total = self.meta["total_steps"]
+        self.elapsed_before, self.started = float(self.meta.get("seconds", 0.0)), time.monotonic()
+
+    def step_end(self, state: FitState, loss: float) -> None:
+        if self.progress is not None and self.dist.main:
+            self.progress.advance(state.step, loss)
+        self.saved = False
+        save_every = self.config.save_every
+        if state.within and save_every and state.step % save_every == 0:  # epoch ends save in epoch_end
+            self.checkpoint(state)
+        if any_stop(self.stop.requested, self.dist, self.device):
+            self.interrupted = state.stop = True
+        if self.max_steps is not None and self.max_steps <= state.step < self.total:
+            state.stop = True
+
+    def epoch_end(self, state: FitState) -> None:
+        record = self.record(state.step)
+        record["loss"] = state.epoch_loss
+        record["seconds"] = self.seconds()
+        self.meta["history"].append(record)
+        if self.dist.main:
+            self.log(
+                f"epoch {record['epoch']:g}/{self.config.epochs}: loss {record['loss']:.4f}, val acc "
+                f"largest {record['val_acc_largest']:.4f} smallest {record['val_acc_smallest']:.4f}, "
+                f"{record['seconds']:.0f}s"
+            )
+        self.checkpoint(state, finished=state.step == self.total)
+
+    def stopped(self, state: FitState) -> None:
+        if not self.saved:
+            self.checkpoint(state)
+        if self.interrupted:
+            if self.dist.main:
+                self.log(
+                    f"stopped at step {state.step}/{self.total}; checkpoint in {self.out} "
+                    "(run the same command to resume)"
+                )
+            raise KeyboardInterrupt
+
+    def seconds(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.started
+
+    def checkpoint(self, state: FitState, finished: bool = False) -> None:
+        mid_epoch = state.within > 0  # at an epoch end the next epoch's running loss starts empty
+        self.meta.update(
+            step=state.step,
+            epoch=state.step / state.steps_per_epoch,
+            finished=finished,
+            epoch_loss={"sum": state.loss_sum, "n": state.loss_n} if mid_epoch else {"sum": 0.0, "n": 0},
+            seconds=self.seconds(),
+            train=self.config.to_dict(),
+            data=self.data,
+            world_size=self.dist.world,
+        )
+        if self.dist.main:
+            save_checkpoint(self.out, self.supernet, self.meta, self.optimizer)
+        barrier(self.dist)
+        self.saved = True
 
 
 def _smoothed_ce(smoothing: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
