@@ -52,7 +52,7 @@ def _get_pareto_info(results: RunResults) -> ParetoInfo:
     if rung is not None:  # one axis, one fidelity: lower rungs' scores are not comparable across sizes
         lower = evaluated[(evaluated["rung"] < rung) & evaluated["within_budget"]]
         evaluated = evaluated[evaluated["rung"] == rung]
-        baselines = baselines[baselines["rung"] == rung] if "rung" in baselines else baselines
+        baselines = results.baselines_at(rung)
     others = evaluated.drop(index=front.index, errors="ignore")
     evaluators = sorted(set(trials["evaluator"])) if "evaluator" in trials else []
     scored = baselines[baselines["state"] == "COMPLETE"]

@@ -202,6 +202,12 @@ class RunResults:
             return self.trials.iloc[0:0]
         return self.trials[self.trials["state"] == "FAIL"]
 
+    def baselines_at(self, rung) -> pd.DataFrame:
+        """The baselines scored at ``rung``, the only ones comparable with trials there (all, without rungs)."""
+        if rung is None or pd.isna(rung) or "rung" not in self.baselines:
+            return self.baselines
+        return self.baselines[self.baselines["rung"] == rung]
+
     def verdict_line(self) -> str | None:
         """How the best found architecture compares with the baselines; None when either is missing."""
         row = self.best_row

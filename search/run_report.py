@@ -152,9 +152,8 @@ def _tables(results: RunResults) -> str:
     front = results.front
     columns = ["trial", "score", "gflops", "params", "architecture"]
     html = "<h3>Pareto front</h3>" + _frame_table(front, columns) if not front.empty else ""
-    baselines = results.baselines
-    if not baselines.empty and "rung" in baselines and results.best_row is not None:
-        baselines = baselines[baselines["rung"] == results.best_row["rung"]]
+    best = results.best_row
+    baselines = results.baselines if best is None else results.baselines_at(best["rung"])
     if not baselines.empty:
         html += "<h3>Hand-designed baselines (same evaluator, same fidelity)</h3>"
         html += _frame_table(baselines, ["baseline", "score", "gflops", "params", "architecture"])

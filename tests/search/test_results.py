@@ -83,3 +83,14 @@ def test_a_plan_refuses_bad_names_and_a_private_storage_for_workers(toy_space):
     with pytest.raises(ConfigError, match="--workers"):
         RunPlan.check(config(workers=2))
     assert RunPlan.check(config(trials=500)).sampler == "nsga2"  # auto, resolved once
+
+
+def test_baselines_compare_only_at_the_rung_asked_for():
+    baselines = pd.DataFrame({"baseline": ["deit", "deit", "pool"], "rung": [0, 2, 2], "score": [0.2, 0.7, 0.8]})
+    empty = pd.DataFrame()
+    results = RunResults(None, BUDGET, ("flops",), empty, empty, baselines, None)
+    assert list(results.baselines_at(2)["score"]) == [0.7, 0.8]
+    assert list(results.baselines_at(0)["baseline"]) == ["deit"]
+    assert len(results.baselines_at(None)) == len(results.baselines_at(float("nan"))) == 3  # a run without rungs
+    results.baselines = baselines.drop(columns="rung")
+    assert len(results.baselines_at(2)) == 3
