@@ -27,7 +27,14 @@ if TYPE_CHECKING:
 @user_errors
 def run(
     budget: Annotated[str, typer.Option("--budget", help="FLOPs budget: 2GFLOPs, 2G, 1.5e9, 750MFLOPs, 750M.")],
-    space: Annotated[str, typer.Option("--space", help="A shipped space name or a space YAML file.")] = DEFAULT_SPACE,
+    space: Annotated[
+        str | None,
+        typer.Option(
+            "--space",
+            help=f"A shipped space name or a space YAML file (default: {DEFAULT_SPACE}; with --evaluator supernet, "
+            "the space the supernet was trained over).",
+        ),
+    ] = None,
     trials: Annotated[
         int, typer.Option("--trials", min=1, help="Architectures to evaluate (over resumes).")
     ] = DEFAULT_TRIALS,
@@ -129,7 +136,10 @@ def run(
         params_cap = parse_params(max_params) if max_params is not None else None
     except ValueError as err:
         raise ConfigError("", str(err)) from None
-    search_space = resolve_space(space)
+    if evaluator == "supernet" and supernet is not None:
+        search_space = _supernet_space(supernet, space)  # a supernet scores only its own paths: no fitting
+    else:
+        search_space = resolve_space(space or DEFAULT_SPACE)
     if fit_space and search_space.source is not None and Path(search_space.source).parent == spaces_dir():
         from vitsearch.space.budget_fit import fit_to_budget  # a shipped space; a user's file is searched as written
 
@@ -238,3 +248,20 @@ def run_with_progress(plan: RunPlan, out: Path) -> None:
 
 
 COMMANDS = {"run": run}
+
+
+def _supernet_space(checkpoint: Path, asked: str | None):
+    """The space the supernet at ``checkpoint`` was trained over; ``--space``, if given, must be that one."""
+    from vitsearch.evaluators.supernet.checkpoint import read_meta
+    from vitsearch.search.spaces import resolve_space
+    from vitsearch.space import ConfigError
+    from vitsearch.space.search_space import SearchSpace
+
+    trained = SearchSpace.from_dict(read_meta(checkpoint)["space"])
+    if asked is not None and resolve_space(asked).to_dict() != trained.to_dict():
+        raise ConfigError(
+            "--space",
+            f"{asked!r} is not the space the supernet in {checkpoint} was trained over ({trained.name!r}); "
+            "a supernet scores only its own paths: leave --space out to search that space",
+        )
+    return trained

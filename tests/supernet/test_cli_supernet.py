@@ -93,6 +93,28 @@ def test_run_searches_with_the_supernet_evaluator(trained, tmp_path):
     assert ArchConfig.load(out / "best.yaml")
 
 
+def test_run_searches_the_space_the_supernet_was_trained_over(trained, tmp_path):
+    # Without --space the run does not fall back on the (budget-fitted) shipped default, whose
+    # deeper stages are no paths of this supernet: every draw is a path, so none fails.
+    _, _, ckpt = trained
+    out = tmp_path / "run"
+    result = invoke(
+        "run", "--budget", "1G", "--trials", 6, "--out", out, "--evaluator", "supernet", "--supernet", ckpt,
+        "--sampler", "random", "--no-baselines", *TARGET,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    trials = pd.read_csv(out / "trials.csv")
+    assert (trials["state"] == "COMPLETE").sum() == 6 and not (trials["state"] == "FAIL").any()
+    best = ArchConfig.load(out / "best.yaml")  # one stage of width 32 or 64: the mini space's
+    assert len(best.stages) == 1 and best.stages[0].width in (32, 64) and best.stages[0].depth <= 2
+    other = invoke(
+        "run", "--space", "full", "--budget", "1G", "--trials", 1, "--out", tmp_path / "other",
+        "--evaluator", "supernet", "--supernet", ckpt, *TARGET,
+    )  # fmt: skip
+    assert other.exit_code == 2 and "'full' is not the space the supernet" in other.output
+    assert "Traceback" not in other.output and not (tmp_path / "other").exists()
+
+
 def test_validate_proxy_takes_the_supernet_through_set(trained, tmp_path):
     _, space_file, ckpt = trained
     result = invoke(
