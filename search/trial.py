@@ -181,38 +181,36 @@ def _abandon(ctx: TrialContext, trial: optuna.Trial, reason: str, requeue: bool)
 
 
 def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> TrialOutcome:
-    # The ~100 choices, the record and the claim reach the storage in one transaction (on SQLite
-    # one commit, not ~100), written at the decision under the lock or just before an early tell.
+    # The ~100 choices and the record are written as they are made (Optuna's public API, one
+    # commit each); the claim is written under the decision lock.
     config, study = ctx.config, ctx.study
-    with private.batched_writes(trial) as write:
-        with phase(ctx, "sample"):  # a ConfigError is a bug (SearchSpace.check): one_trial fails the trial
-            arch = config.space.sample(trial)
-        with phase(ctx, "budget"):
-            flops = analytic_flops(arch, config.img_size, config.in_chans, config.num_classes)
-        with phase(ctx, "params"):
-            params = analytic_params(arch, config.img_size, config.in_chans, config.num_classes)
-        over = [(flops - config.budget) / config.budget]
-        if config.max_params is not None:
-            over.append((params - config.max_params) / config.max_params)
-        within_flops = max(over) <= 0
-        latency_ms = ctx.gate.apply(arch, over) if ctx.gate is not None else None
-        with phase(ctx, "record"):
-            _record(ctx, trial, arch, flops, params, over, latency_ms)
-        objectives = [flops] + ([params] if config.params_objective else [])
-        if config.latency_objective:  # unmeasured (rejected by FLOPs): worst possible, and infeasible anyway
-            objectives.append(latency_ms if latency_ms is not None else math.inf)
-        outcome = TrialOutcome(trial.number, "COMPLETE", arch, flops, params)
+    with phase(ctx, "sample"):  # a ConfigError is a bug (SearchSpace.check): one_trial fails the trial
+        arch = config.space.sample(trial)
+    with phase(ctx, "budget"):
+        flops = analytic_flops(arch, config.img_size, config.in_chans, config.num_classes)
+    with phase(ctx, "params"):
+        params = analytic_params(arch, config.img_size, config.in_chans, config.num_classes)
+    over = [(flops - config.budget) / config.budget]
+    if config.max_params is not None:
+        over.append((params - config.max_params) / config.max_params)
+    within_flops = max(over) <= 0
+    latency_ms = ctx.gate.apply(arch, over) if ctx.gate is not None else None
+    with phase(ctx, "record"):
+        _record(ctx, trial, arch, flops, params, over, latency_ms)
+    objectives = [flops] + ([params] if config.params_objective else [])
+    if config.latency_objective:  # unmeasured (rejected by FLOPs): worst possible, and infeasible anyway
+        objectives.append(latency_ms if latency_ms is not None else math.inf)
+    outcome = TrialOutcome(trial.number, "COMPLETE", arch, flops, params)
 
-        if max(over) > 0:  # never built, never trained
-            with phase(ctx, "tell"):
-                trial.set_user_attr("result", {"over_budget": True})
-                write()
-                study.tell(trial, [0.0, *objectives])
-            outcome.state, outcome.reason = "REJECTED", "over budget" if not within_flops else "over latency"
-            return outcome
+    if max(over) > 0:  # never built, never trained
+        with phase(ctx, "tell"):
+            trial.set_user_attr("result", {"over_budget": True})
+            study.tell(trial, [0.0, *objectives])
+        outcome.state, outcome.reason = "REJECTED", "over budget" if not within_flops else "over latency"
+        return outcome
 
-        with phase(ctx, "decide"):
-            decision, other = _decide(ctx, trial, arch.digest(), write)
+    with phase(ctx, "decide"):
+        decision, other = _decide(ctx, trial, arch.digest())
     if decision == "duplicate":
         return _mirror(ctx, trial, other, objectives, outcome)
     if decision == "surplus":
@@ -251,13 +249,11 @@ def _record(
     set_constraints(trial, over, config)
 
 
-def _decide(
-    ctx: TrialContext, trial: optuna.Trial, digest: str, write: Callable[..., None]
-) -> tuple[str, optuna.trial.FrozenTrial | None]:
+def _decide(ctx: TrialContext, trial: optuna.Trial, digest: str) -> tuple[str, optuna.trial.FrozenTrial | None]:
     """evaluate, duplicate (of an evaluated trial) or surplus; decided under the study's lock.
 
-    The trial's record and claim are written (``write``) before the lock is released, so the next
-    worker to decide sees its digest and counts its slot: that is what keeps N workers to exactly
+    The trial's claim is written before the lock is released, so the next worker to decide sees
+    its digest claimed and counts its slot: that is what keeps N workers to exactly
     ``--trials`` evaluations and no architecture twice. A trial evaluating the same architecture
     elsewhere is waited for, then mirrored.
     """
@@ -266,14 +262,12 @@ def _decide(
             trials = ctx.study.get_trials(deepcopy=False)
             for other in trials:
                 if other.number != trial.number and _digest(other) == digest and is_evaluated(other):
-                    write()
                     return "duplicate", other
             owner = next((t for t in trials if is_in_flight(t) and _digest(t) == digest), None)
             if owner is None:
                 if sum(slots(trials)) >= ctx.config.trials:
-                    write()
                     return "surplus", None
-                write(**{shared_study.CLAIM_KEY: "evaluate"})
+                ctx.storage.set_trial_system_attr(private.trial_id(trial), shared_study.CLAIM_KEY, "evaluate")
                 return "evaluate", None
         _wait_until_finished(ctx, owner.number)
 

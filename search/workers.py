@@ -109,9 +109,8 @@ def sqlite_mode() -> str:
 def _sqlite_durability(engine) -> None:
     """How an SQLite study commits, on every connection (``$VITSEARCH_SQLITE_MODE``).
 
-    Through Optuna's public path every ``suggest_*`` and user attr is its own commit (ours batch a
-    trial's writes into one, ``optuna_private.batched_writes``); with SQLite's default (a rollback
-    journal and an fsync per commit) sampling the full space took 1.4 s per trial.
+    Through Optuna's public API every ``suggest_*`` and user attr is its own commit; with SQLite's
+    default (a rollback journal and an fsync per commit) sampling the full space took 1.4 s per trial.
 
     * ``off`` (default): rollback journal, ``synchronous=OFF``: no fsync at all. A killed process
       loses nothing; an OS crash or power cut can lose recent commits and corrupt the file.

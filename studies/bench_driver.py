@@ -38,7 +38,6 @@ import optuna
 
 from vitsearch.evaluators.base import BaseEvaluator
 from vitsearch.search.driver import PhaseClock, SearchConfig, run_search
-from vitsearch.search.optuna_private import WRITES_ENV
 from vitsearch.search.spaces import resolve_space
 from vitsearch.search.workers import SQLITE_MODE_ENV, open_storage
 from vitsearch.space.search_space import SearchSpace
@@ -161,11 +160,7 @@ def measure_workers(
 
 def workers_table(args: argparse.Namespace, space: SearchSpace) -> None:
     sampler = args.samplers[0]
-    writes = "one call per write, as the public API" if args.separate_writes else "one transaction per trial"
-    if args.separate_writes:
-        os.environ[WRITES_ENV] = "separate"  # the spawned workers read it at each trial's commit
-    print(f"space {args.space}, {args.trials[0]} trials, sampler {sampler}, evaluator sleeping {args.seconds} s, "
-          f"trial writes: {writes}")  # fmt: skip
+    print(f"space {args.space}, {args.trials[0]} trials, sampler {sampler}, evaluator sleeping {args.seconds} s")
     print("| storage | SQLite mode | workers | evaluated (sampled) | wall s (with start-up) | search s | "
           "non-scoring worker-ms per evaluated trial | " + " | ".join(PHASES) + " |")  # fmt: skip
     print("|---|---|---|---|---|---|---|" + "---|" * len(PHASES))
@@ -199,9 +194,6 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=0.0, help="the stand-in evaluator's sleep, workers mode")
     parser.add_argument("--sqlite-modes", nargs="+", default=["off"], help="SQLite durability modes to compare")
     parser.add_argument("--postgres", help="a PostgreSQL URL, for --storages postgres in the workers mode")
-    parser.add_argument(
-        "--separate-writes", action="store_true", help="workers mode: each trial write its own commit (public API)"
-    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
