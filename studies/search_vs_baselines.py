@@ -283,7 +283,7 @@ def write_verdicts(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None
     writer = csv.DictWriter(text, VERDICT_COLUMNS)
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(args.out / "verdicts.csv", text.getvalue())
+    atomic_write_text(args.out / args.verdicts, text.getvalue())
 
 
 def table(args: argparse.Namespace) -> str:
@@ -331,7 +331,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--proxy-set", action="append", default=[], metavar="KEY=VALUE", help="proxy settings")
     parser.add_argument("--reference-set", action="append", default=[], metavar="KEY=VALUE", help="reference settings")
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--table", action="store_true", help="write verdicts.csv, print the tables, and stop")
+    parser.add_argument("--table", action="store_true", help="write the verdicts, print the tables, and stop")
+    parser.add_argument("--verdicts", default="verdicts.csv", help="the verdicts' file name in --out")
     args = parser.parse_args(argv)
     if not args.table:
         import torch
