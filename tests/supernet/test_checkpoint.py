@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from pathlib import Path
 
 import pytest
 import torch
@@ -163,3 +164,24 @@ def test_a_budget_keeps_the_sandwich_and_random_paths_within_it():
     assert sandwich_ends(sp, TINY)[0] == sp.largest(64)  # no budget: the exact largest
     with pytest.raises(ConfigError, match="--budget"):
         sandwich_ends(sp, TINY.__class__(**{**TINY.to_dict(), "max_flops": low - 1}))
+
+
+BEFORE_FIT = json.loads((Path(__file__).parent / "records_before_fit.json").read_text())
+
+
+@pytest.mark.parametrize("name", ["plain", "distill"])
+def test_training_records_equal_those_before_the_shared_epoch_loop(tmp_path, name):
+    # Recorded with the supernet's own loop before it moved onto evaluators.training.fit (CPU, float32, one thread).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        config = TINY.__class__(**{**TINY.to_dict(), "distill": name == "distill"})
+        meta = train_supernet(one_mixer_space("attention"), config, tmp_path, log=lambda line: None)
+    finally:
+        torch.set_num_threads(threads)
+    got = [{k: v for k, v in row.items() if k != "seconds"} for row in meta["history"]]
+    want = BEFORE_FIT[name]["history"]
+    assert [{k: v for k, v in r.items() if k != "loss"} for r in got] == [
+        {k: v for k, v in r.items() if k != "loss"} for r in want
+    ]
+    assert [r["loss"] for r in got] == pytest.approx([r["loss"] for r in want], rel=1e-6)
