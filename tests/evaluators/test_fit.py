@@ -141,20 +141,12 @@ def test_a_short_epoch_is_an_error_not_an_endless_loop():
         fit(engine, model, nn.functional.cross_entropy, lambda epoch: iter(()), FitState(EPOCHS, STEPS))
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def history(rows):
     return [[r["train_loss"], r["val_acc"], r["val_acc_ema"]] for r in rows]
 
 
-def test_train_records_equal_the_pre_fit_values(tmp_path, one_thread):
-    # Recorded with train's own epoch loop before it moved onto fit (CPU, float32, one thread).
+def test_train_records_equal_the_pre_fit_values(tmp_path):
+    # Recorded with train's own epoch loop before it moved onto fit (CPU, float32, one thread: TrainJob.threads).
     from vitsearch.search.train import TrainJob, TrainRecipe, train
     from vitsearch.space import get_preset
 
