@@ -237,6 +237,22 @@ def reference_scores(args: argparse.Namespace) -> dict[tuple[float, str], dict[i
     return out
 
 
+def curves(args: argparse.Namespace, epochs: tuple[int, ...] = (2, 4, 9)) -> str:
+    """Markdown: each row's mean reference accuracy after ``epochs`` (over its cached training seeds)."""
+    by: dict[tuple[float, str], list[list[float]]] = {}
+    for r in ResultRows(args.out / "results.csv").rows():
+        name, budget, _, _ = r["arch_id"].split("|")
+        current = " (" not in name and not name.startswith("uniform")  # the current default's rows, the baselines
+        if not r["error"] and r["curve"] and current:
+            by.setdefault((float(budget), name), []).append([float(v) for v in r["curve"].split()])
+    lines = ["| budget | row | seeds | " + " | ".join(f"epoch {e}" for e in epochs) + " |"]
+    lines.append("|---|---|---|" + "---|" * len(epochs))
+    for (budget, name), runs in sorted(by.items(), key=lambda item: (-item[0][0], item[0][1])):
+        means = " | ".join(f"{statistics.mean(c[e - 1] for c in runs):.3f}" for e in epochs)
+        lines.append(f"| {gflops(budget)} | {name} | {len(runs)} | {means} |")
+    return "\n".join(lines)
+
+
 def paired_diffs(
     args: argparse.Namespace, mine: dict[int, dict[int, float]], other: dict[int, dict[int, float]]
 ) -> list[float]:
@@ -333,7 +349,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--table", action="store_true", help="write the verdicts, print the tables, and stop")
     parser.add_argument("--verdicts", default="verdicts.csv", help="the verdicts' file name in --out")
+    parser.add_argument("--curves", action="store_true", help="print the rows' accuracy after 2, 4, 9 epochs, and stop")
     args = parser.parse_args(argv)
+    if args.curves:
+        print(curves(args))
+        return
     if not args.table:
         import torch
 

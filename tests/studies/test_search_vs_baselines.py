@@ -71,3 +71,18 @@ def test_verdicts_pair_each_pick_with_the_best_baseline_by_training_seed(tmp_pat
     assert float(found["search", "poolformer"]["mean_diff"]) == 0.0215
     assert found["random", "poolformer"]["verdict"] == "loses"
     assert found["search", "random"]["verdict"] == "beats"
+
+
+def test_curves_average_each_rows_accuracy_by_epoch_over_its_seeds(tmp_path):
+    study = load()
+    cache = ResultRows(tmp_path / "results.csv")
+    for name, seed, curve in [
+        ("poolformer", 0, "0.1 0.5 0.7 0.8"), ("poolformer", 1, "0.3 0.7 0.9 1.0"),
+        ("search s0", 0, "0.6 0.8 0.9 0.95"), ("uniform search s0", 0, "0 0 0 0"), ("search (full)", 0, "0 0 0 0"),
+    ]:  # fmt: skip
+        cache.add({"key": f"{name}{seed}", "arch_id": f"{name}|5e+08|x|1", "seed": seed, "curve": curve,
+                   "error": "", "finished": "t"})  # fmt: skip
+    table = study.curves(Namespace(out=tmp_path), epochs=(2, 4))
+    assert "| 0.5G | poolformer | 2 | 0.600 | 0.900 |" in table
+    assert "| 0.5G | search s0 | 1 | 0.800 | 0.950 |" in table
+    assert "uniform" not in table and "(full)" not in table  # older defaults' rows stay out
