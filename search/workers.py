@@ -49,7 +49,7 @@ SQLITE_BUSY_TIMEOUT = 120.0  # seconds SQLite waits for a writer before "databas
 MAX_RETRIES = 2  # re-queues of one architecture whose worker died; a third death fails it for good
 
 BEAT_KEY = "vitsearch:beat"  # {"host", "pid", "n"} written by the holder's heartbeat thread
-CLAIM_KEY = "vitsearch:claim"  # "evaluate" or "duplicate", written under the decision lock
+CLAIM_KEY = "vitsearch:claim"  # "evaluate", written under the decision lock
 SHADOW_KEY = "vitsearch:shadow_trial_id"  # the pruning shadow trial to fail with its main trial
 JOURNAL_PREFIX = "journal:"
 

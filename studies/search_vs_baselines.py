@@ -33,6 +33,7 @@ import os
 import statistics
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -228,24 +229,30 @@ def run(args: argparse.Namespace) -> None:
 # --- verdicts -----------------------------------------------------------------------------------------------
 
 
+def finished_trainings(args: argparse.Namespace) -> Iterator[tuple[float, str, dict[str, str]]]:
+    """``(budget, row name, row)`` of every reference training in ``results.csv`` that did not fail."""
+    for r in ResultRows(args.out / "results.csv").rows():
+        if not r["error"]:
+            name, budget, _, _ = r["arch_id"].split("|")
+            yield float(budget), name, r
+
+
 def reference_scores(args: argparse.Namespace) -> dict[tuple[float, str], dict[int, float]]:
     """(budget, row name) -> training seed -> reference accuracy."""
     out: dict[tuple[float, str], dict[int, float]] = {}
-    for r in ResultRows(args.out / "results.csv").rows():
-        if not r["error"] and r["score"]:
-            name, budget, _, _ = r["arch_id"].split("|")
-            out.setdefault((float(budget), name), {})[int(r["seed"])] = float(r["score"])
+    for budget, name, r in finished_trainings(args):
+        if r["score"]:
+            out.setdefault((budget, name), {})[int(r["seed"])] = float(r["score"])
     return out
 
 
 def curves(args: argparse.Namespace, epochs: tuple[int, ...] = (2, 4, 9)) -> str:
     """Markdown: each row's mean reference accuracy after ``epochs`` (over its cached training seeds)."""
     by: dict[tuple[float, str], list[list[float]]] = {}
-    for r in ResultRows(args.out / "results.csv").rows():
-        name, budget, _, _ = r["arch_id"].split("|")
+    for budget, name, r in finished_trainings(args):
         current = " (" not in name and not name.startswith("uniform")  # the current default's rows, the baselines
-        if not r["error"] and r["curve"] and current:
-            by.setdefault((float(budget), name), []).append([float(v) for v in r["curve"].split()])
+        if r["curve"] and current:
+            by.setdefault((budget, name), []).append([float(v) for v in r["curve"].split()])
     lines = ["| budget | row | seeds | " + " | ".join(f"epoch {e}" for e in epochs) + " |"]
     lines.append("|---|---|---|" + "---|" * len(epochs))
     for (budget, name), runs in sorted(by.items(), key=lambda item: (-item[0][0], item[0][1])):

@@ -67,8 +67,7 @@ class FitState:
 
     def where(self) -> str:
         """The next update's place, for error messages ("epoch 2 step 5")."""
-        epoch, within = divmod(self.step, self.steps_per_epoch)
-        return f"epoch {epoch + 1} step {within + 1}"
+        return f"epoch {self.epoch + 1} step {self.within + 1}"
 
 
 class Hook:
